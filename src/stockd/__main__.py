@@ -1,0 +1,3 @@
+from stockd.cli import app
+
+app()

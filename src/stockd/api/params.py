@@ -1,0 +1,20 @@
+"""Path and query parameters shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar.params import Parameter
+
+SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the product's sku")]
+WarehousePath = Annotated[
+    str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the warehouse's id")
+]
+OpaqueId = Annotated[str, Parameter(min_length=1, max_length=64, description="an id made by the server")]
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size, 1–1000")]
+Cursor = Annotated[
+    str | None,
+    Parameter(min_length=1, max_length=512, description="the next_cursor of the previous page"),
+]
+IdentifierQuery = Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+ReferenceQuery = Annotated[str | None, Parameter(min_length=1, max_length=128)]

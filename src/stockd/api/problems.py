@@ -1,0 +1,56 @@
+"""Every error leaves the service as an RFC 9457 problem document with a ``code``."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from stockd.api import render
+from stockd.api.schemas import Problem, encode
+from stockd.domain.errors import StockdError
+
+log = logging.getLogger("stockd.api")
+
+CODE_OF_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def problem_response(doc: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(encode(doc), status_code=doc.status, media_type=render.PROBLEM_JSON, headers=headers)
+
+
+def stockd_error(_: Request, error: StockdError) -> Response[bytes]:  # type: ignore[type-arg]
+    return problem_response(render.problem_of(error))
+
+
+def validation_error(_: Request, error: ValidationException) -> Response[bytes]:  # type: ignore[type-arg]
+    details = error.extra if isinstance(error.extra, list) else []
+    errors = [
+        {key: str(value) for key, value in item.items() if key in ("key", "message", "source")}
+        for item in details
+        if isinstance(item, dict)
+    ]
+    detail = "; ".join(f"{e.get('key') or 'body'}: {e.get('message')}" for e in errors) or error.detail
+    return problem_response(render.problem("validation_error", detail, errors=errors or None))
+
+
+def http_error(_: Request, error: HTTPException) -> Response[bytes]:  # type: ignore[type-arg]
+    code = CODE_OF_STATUS.get(error.status_code)
+    if code is None:
+        # Any other client error the framework raises is a malformed request.
+        code = "validation_error" if error.status_code < 500 else "internal_error"
+    return problem_response(render.problem(code, error.detail), headers=error.headers)
+
+
+def internal_error(_: Request, error: Exception) -> Response[bytes]:  # type: ignore[type-arg]
+    log.exception("unhandled error", exc_info=error)
+    return problem_response(render.problem("internal_error", "an internal error occurred; it has been logged"))
+
+
+EXCEPTION_HANDLERS = {
+    StockdError: stockd_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

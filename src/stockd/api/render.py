@@ -1,0 +1,174 @@
+"""Domain values into response shapes, and errors into problem documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from stockd.api import schemas as s
+from stockd.domain.book import Outcome
+from stockd.domain.errors import StockdError
+from stockd.domain.model import Movement, Product, Reservation, StockLevel, Warehouse
+from stockd.engine.base import StoredResponse
+from stockd.service import StockSummary
+from stockd.store.base import Reconciliation
+
+PROBLEM_TYPE_BASE = "https://stockd.dev/problems/"
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_OF_CODE = {
+    "validation_error": 422,
+    "not_found": 404,
+    "out_of_stock": 409,
+    "insufficient_stock": 409,
+    "stale_quantity": 409,
+    "invalid_state": 409,
+    "reservation_expired": 409,
+    "request_in_progress": 409,
+    "idempotency_key_reused": 422,
+    "payload_too_large": 413,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "method_not_allowed": 405,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal_error": 500,
+}
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and a Z suffix."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def product(p: Product) -> s.ProductOut:
+    dimensions = p.dimensions_mm
+    return s.ProductOut(
+        sku=p.sku,
+        name=p.name,
+        description=p.description,
+        weight_grams=p.weight_grams,
+        dimensions_mm=None
+        if dimensions is None
+        else s.DimensionsMm(dimensions.length, dimensions.width, dimensions.height),
+        created_at=timestamp(p.created_at),
+        updated_at=timestamp(p.updated_at),
+    )
+
+
+def warehouse(w: Warehouse) -> s.WarehouseOut:
+    return s.WarehouseOut(
+        warehouse_id=w.warehouse_id,
+        name=w.name,
+        latitude=w.latitude,
+        longitude=w.longitude,
+        timezone=w.timezone,
+        handling_hours=w.handling_hours,
+        active=w.active,
+        created_at=timestamp(w.created_at),
+        updated_at=timestamp(w.updated_at),
+    )
+
+
+def level(l: StockLevel) -> s.LevelOut:
+    return s.LevelOut(
+        warehouse_id=l.warehouse_id,
+        quantity_on_hand=l.quantity_on_hand,
+        quantity_reserved=l.quantity_reserved,
+        quantity_available=l.quantity_available,
+        reorder_point=l.reorder_point,
+        reorder_quantity=l.reorder_quantity,
+    )
+
+
+def sku_level(l: StockLevel) -> s.SkuLevelOut:
+    return s.SkuLevelOut(
+        sku=l.sku,
+        warehouse_id=l.warehouse_id,
+        quantity_on_hand=l.quantity_on_hand,
+        quantity_reserved=l.quantity_reserved,
+        quantity_available=l.quantity_available,
+        reorder_point=l.reorder_point,
+        reorder_quantity=l.reorder_quantity,
+    )
+
+
+def stock(summary: StockSummary) -> s.StockOut:
+    return s.StockOut(
+        sku=summary.sku,
+        quantity_on_hand=summary.quantity_on_hand,
+        quantity_reserved=summary.quantity_reserved,
+        quantity_available=summary.quantity_available,
+        warehouses=[level(l) for l in summary.levels],
+    )
+
+
+def reservation(r: Reservation) -> s.ReservationOut:
+    return s.ReservationOut(
+        id=r.id,
+        order_id=r.order_id,
+        status=r.status.value,
+        created_at=timestamp(r.created_at),
+        expires_at=timestamp(r.expires_at),
+        lines=[s.LineOut(line.sku, line.warehouse_id, line.quantity) for line in r.lines],
+    )
+
+
+def movement(m: Movement) -> s.MovementOut:
+    return s.MovementOut(
+        id=m.id or "",
+        sku=m.sku,
+        warehouse_id=m.warehouse_id,
+        type=m.type.value,
+        quantity=m.quantity,
+        on_hand_delta=m.on_hand_delta,
+        reserved_delta=m.reserved_delta,
+        reference_type=m.reference_type,
+        reference_id=m.reference_id,
+        reason=m.reason,
+        created_at=timestamp(m.created_at),
+    )
+
+
+def reconciliation(r: Reconciliation) -> s.ReconciliationOut:
+    return s.ReconciliationOut(
+        levels_checked=r.levels_checked,
+        mismatches=[
+            s.MismatchOut(
+                m.sku, m.warehouse_id, m.quantity_on_hand, m.ledger_on_hand,
+                m.quantity_reserved, m.ledger_reserved,
+            )
+            for m in r.mismatches
+        ],  # fmt: skip
+    )
+
+
+def problem(code: str, detail: str, title: str | None = None, **extensions: Any) -> s.Problem:
+    return s.Problem(
+        type=PROBLEM_TYPE_BASE + code.replace("_", "-"),
+        title=title or code.replace("_", " ").capitalize(),
+        status=STATUS_OF_CODE[code],
+        detail=detail,
+        code=code,
+        **extensions,
+    )
+
+
+def problem_of(error: StockdError) -> s.Problem:
+    extensions = error.extensions()
+    shortfalls = extensions.get("shortfalls")
+    return problem(
+        error.code,
+        error.detail,
+        shortfalls=None if shortfalls is None else [s.ShortfallOut(**x) for x in shortfalls],
+    )
+
+
+def outcome_response(outcome: Outcome | StockdError, success_status: int) -> StoredResponse:
+    """The status and body a command's result is answered with (and stored for repeats)."""
+    if isinstance(outcome, StockdError):
+        doc = problem_of(outcome)
+        return StoredResponse(doc.status, s.encode(doc))
+    body = reservation(outcome) if isinstance(outcome, Reservation) else sku_level(outcome)
+    return StoredResponse(success_status, s.encode(body))

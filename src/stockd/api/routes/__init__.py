@@ -1,0 +1,1 @@
+"""Route handlers, one module per section of API.md. Each parses, calls the service, answers."""

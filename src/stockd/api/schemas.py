@@ -1,0 +1,241 @@
+"""Request and response shapes, declared once. msgspec enforces every limit of API.md."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
+
+Identifier = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="1–64 characters of A-Z a-z 0-9 . _ -",
+        examples=["A-1"],
+    ),
+]
+Reference = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="1–128 printable characters",
+    ),
+]
+Quantity = Annotated[int, Meta(ge=1, le=1_000_000_000, description="units moved, 1 to 1,000,000,000")]
+Delta = Annotated[int, Meta(ge=-1_000_000_000, le=1_000_000_000, description="signed, non-zero")]
+Balance = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Timestamp = Annotated[str, Meta(description="RFC 3339 UTC time with a Z suffix")]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Description = Annotated[str, Meta(max_length=4000)]
+Positive = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+NonNegative = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+
+T = TypeVar("T")
+
+
+class Page(Struct, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+# -- catalog -----------------------------------------------------------------------
+
+
+class DimensionsMm(Struct):
+    length: Positive
+    width: Positive
+    height: Positive
+
+
+class ProductIn(Struct):
+    name: Name
+    description: Description | None = None
+    weight_grams: Positive | None = None
+    dimensions_mm: DimensionsMm | None = None
+
+
+class ProductOut(Struct):
+    sku: str
+    name: str
+    description: str | None
+    weight_grams: int | None
+    dimensions_mm: DimensionsMm | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class WarehouseIn(Struct):
+    name: Name
+    latitude: Annotated[float, Meta(ge=-90, le=90)]
+    longitude: Annotated[float, Meta(ge=-180, le=180)]
+    timezone: Annotated[str, Meta(min_length=1, max_length=64, examples=["Europe/Berlin"])]
+    handling_hours: Annotated[int, Meta(ge=0, le=8760)] = 24
+    active: bool = True
+
+
+class WarehouseOut(Struct):
+    warehouse_id: str
+    name: str
+    latitude: float
+    longitude: float
+    timezone: str
+    handling_hours: int
+    active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# -- stock -------------------------------------------------------------------------
+
+
+class LevelOut(Struct):
+    warehouse_id: str
+    quantity_on_hand: int
+    quantity_reserved: int
+    quantity_available: int
+    reorder_point: int | None
+    reorder_quantity: int | None
+
+
+class SkuLevelOut(Struct):
+    sku: str
+    warehouse_id: str
+    quantity_on_hand: int
+    quantity_reserved: int
+    quantity_available: int
+    reorder_point: int | None
+    reorder_quantity: int | None
+
+
+class StockOut(Struct):
+    sku: str
+    quantity_on_hand: int
+    quantity_reserved: int
+    quantity_available: int
+    warehouses: list[LevelOut]
+
+
+class ReceiveIn(Struct):
+    sku: Identifier
+    warehouse_id: Identifier
+    quantity: Quantity
+    reference_id: Reference | None = None
+    reference_type: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")] | None = None
+
+
+AdjustReasonName = Literal["damaged", "lost", "found", "count_correction"]
+
+
+class AdjustIn(Struct):
+    sku: Identifier
+    warehouse_id: Identifier
+    delta: Delta
+    reason: AdjustReasonName
+    expected_on_hand: NonNegative | None = None
+    reference_id: Reference | None = None
+
+
+class ReorderPolicyIn(Struct):
+    reorder_point: NonNegative
+    reorder_quantity: Annotated[int, Meta(ge=1, le=2**63 - 1)]
+
+
+# -- reservations ------------------------------------------------------------------
+
+
+class Location(Struct):
+    latitude: Annotated[float, Meta(ge=-90, le=90)]
+    longitude: Annotated[float, Meta(ge=-180, le=180)]
+
+
+class LineIn(Struct):
+    sku: Identifier
+    quantity: Quantity
+    warehouse_id: Identifier | None = None
+
+
+class ReserveIn(Struct):
+    order_id: Reference
+    lines: Annotated[list[LineIn], Meta(min_length=1, max_length=100)]
+    ttl_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 900
+    ship_to: Location | None = None
+
+
+class LineOut(Struct):
+    sku: str
+    warehouse_id: str
+    quantity: int
+
+
+class ReservationOut(Struct):
+    id: str
+    order_id: str
+    status: Literal["pending", "confirmed", "released", "expired"]
+    created_at: Timestamp
+    expires_at: Timestamp
+    lines: list[LineOut]
+
+
+# -- ledger ------------------------------------------------------------------------
+
+
+class MovementOut(Struct):
+    id: str
+    sku: str
+    warehouse_id: str
+    type: Literal[
+        "receive", "adjust", "reserve", "release", "expire", "ship", "transfer_out", "transfer_in"
+    ]
+    quantity: int
+    on_hand_delta: int
+    reserved_delta: int
+    reference_type: str | None
+    reference_id: str | None
+    created_at: Timestamp
+    reason: str | None = None
+
+
+class MismatchOut(Struct):
+    sku: str
+    warehouse_id: str
+    quantity_on_hand: int
+    ledger_on_hand: int
+    quantity_reserved: int
+    ledger_reserved: int
+
+
+class ReconciliationOut(Struct):
+    levels_checked: int
+    mismatches: list[MismatchOut]
+
+
+# -- operations and errors ---------------------------------------------------------
+
+
+class Health(Struct):
+    status: str
+
+
+class ShortfallOut(Struct):
+    sku: str
+    warehouse_id: str | None
+    requested: int
+    available: int
+
+
+class Problem(Struct, omit_defaults=True):
+    """An RFC 9457 problem document with stockd's machine-readable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    shortfalls: list[ShortfallOut] | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+encode = msgspec.json.Encoder().encode

@@ -1,0 +1,195 @@
+"""The ``stockd`` command: run the service, and look at stock from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stockd.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings
+from stockd.service import StockService
+from stockd.store.base import MovementFilter
+
+app = typer.Typer(help="stockd: inventory that never oversells.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="STOCKD_DATA_DIR", help="Where the embedded SQLite database lives.")
+]
+Database = Annotated[
+    str | None,
+    typer.Option(envvar="STOCKD_DATABASE", help="sqlite:///path (default: DATA_DIR/stockd.db)."),
+]
+Redis = Annotated[str | None, typer.Option(envvar="STOCKD_REDIS", help="redis://… for the flash-sale engine.")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="STOCKD_HOST", help="Address to listen on.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(envvar="STOCKD_PORT", help="Port to listen on.")] = DEFAULT_PORT,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database: Database = None,
+    redis: Redis = None,
+) -> None:
+    """Run the HTTP service (API docs at /docs)."""
+    settings = _settings(data_dir, database, redis, host=host, port=port)
+    console.print(f"stockd listening on http://{host}:{port} (docs: /docs, data: {settings.database_url})")
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    """Granian embedded in this process's event loop.
+
+    One process on purpose: the engine's batcher and the embedded database's
+    single writer live in it, and a kill -9 stops everything at once — a
+    worker process orphaned by a killed supervisor would keep answering.
+    """
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    from stockd.api.app import create_app
+
+    server = Server(
+        create_app(settings),
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        backlog=4096,
+    )
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, server.stop)
+    await server.serve()
+
+
+@app.command()
+def stock(
+    sku: Annotated[str, typer.Argument(help="The product's sku.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database: Database = None,
+) -> None:
+    """Show a SKU's stock in every warehouse."""
+    summary = _with_service(_settings(data_dir, database), lambda service: service.stock_of(sku))
+    table = Table("warehouse", "on hand", "reserved", "available", "reorder point", "reorder qty", title=sku)
+    for level in summary.levels:
+        table.add_row(
+            level.warehouse_id,
+            str(level.quantity_on_hand),
+            str(level.quantity_reserved),
+            str(level.quantity_available),
+            _optional(level.reorder_point),
+            _optional(level.reorder_quantity),
+        )
+    table.add_section()
+    table.add_row(
+        "all",
+        str(summary.quantity_on_hand),
+        str(summary.quantity_reserved),
+        str(summary.quantity_available),
+        "",
+        "",
+        style="bold",
+    )
+    console.print(table)
+
+
+@app.command()
+def movements(
+    sku: Annotated[str | None, typer.Option(help="Only this sku.")] = None,
+    warehouse: Annotated[str | None, typer.Option(help="Only this warehouse.")] = None,
+    reference: Annotated[str | None, typer.Option(help="Only this reference id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, oldest first.")] = 50,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database: Database = None,
+) -> None:
+    """List ledger movements, oldest first."""
+    where = MovementFilter(sku=sku, warehouse_id=warehouse, reference_id=reference)
+    page = _with_service(
+        _settings(data_dir, database), lambda service: service.list_movements(where, limit, None)
+    )
+    table = Table("id", "time", "sku", "warehouse", "type", "qty", "Δ on hand", "Δ reserved", "reference")
+    for m in page.items:
+        table.add_row(
+            m.id or "",
+            m.created_at.isoformat(timespec="milliseconds"),
+            m.sku,
+            m.warehouse_id,
+            m.type.value,
+            str(m.quantity),
+            f"{m.on_hand_delta:+d}",
+            f"{m.reserved_delta:+d}",
+            f"{m.reference_type or ''} {m.reference_id or ''}".strip(),
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"[dim]more movements follow; showing the first {limit}[/dim]")
+
+
+@app.command()
+def reconcile(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> None:
+    """Prove every balance equals the sum of its movements (exit 1 if one does not)."""
+    result = _with_service(_settings(data_dir, database), lambda service: service.reconcile())
+    if not result.mismatches:
+        console.print(f"[green]ok[/green]: {result.levels_checked} levels match their ledger")
+        return
+    table = Table("sku", "warehouse", "on hand", "ledger on hand", "reserved", "ledger reserved")
+    for m in result.mismatches:
+        table.add_row(
+            m.sku,
+            m.warehouse_id,
+            str(m.quantity_on_hand),
+            str(m.ledger_on_hand),
+            str(m.quantity_reserved),
+            str(m.ledger_reserved),
+            style="red",
+        )
+    console.print(table)
+    raise typer.Exit(1)
+
+
+def _settings(
+    data_dir: Path,
+    database: str | None,
+    redis: str | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+) -> Settings:
+    settings = Settings(host=host, port=port, data_dir=data_dir, database=database, redis=redis)
+    from stockd.bootstrap import check_supported
+
+    try:
+        check_supported(settings)
+    except ConfigurationError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    return settings
+
+
+def _with_service(settings: Settings, use: Callable[[StockService], Awaitable[T]]) -> T:
+    from stockd.bootstrap import build_service
+    from stockd.domain.errors import StockdError
+
+    async def run() -> T:
+        service = await build_service(settings)
+        try:
+            return await use(service)
+        finally:
+            await service.close()
+
+    try:
+        return asyncio.run(run())
+    except StockdError as error:
+        console.print(f"[red]{error.code}:[/red] {error.detail}")
+        raise typer.Exit(1) from error
+
+
+def _optional(value: int | None) -> str:
+    return "—" if value is None else str(value)

@@ -1,0 +1,36 @@
+"""Settings of a running stockd, from options or ``STOCKD_*`` environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = Path("data")
+SQLITE_FILE = "stockd.db"
+
+
+class ConfigurationError(Exception):
+    """The settings cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = DEFAULT_DATA_DIR
+    database: str | None = None
+    redis: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / SQLITE_FILE}"
+
+    def sqlite_path(self) -> Path:
+        """The SQLite file a ``sqlite:///path`` URL names (relative paths as given)."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if not url.startswith(prefix) or len(url) == len(prefix):
+            raise ConfigurationError(f"not a sqlite:///path URL: {url!r}")
+        return Path(url[len(prefix) :])

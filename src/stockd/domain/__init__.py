@@ -1,0 +1,1 @@
+"""stockd's domain core: pure Python, no I/O, nothing imported from the rest of stockd."""

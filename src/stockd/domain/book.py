@@ -1,0 +1,319 @@
+"""The state machine: decides commands, one after another, against a working set.
+
+An engine loads into a ``StockBook`` everything a batch of commands can touch
+(see ``needs_of``), decides the commands in order, then writes what the book
+collected — changed levels, new and changed reservations, movements — in one
+atomic step. Each command is checked completely before it changes anything, so
+a refused command leaves no trace, and later commands in the batch see the
+balances the earlier ones left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from stockd.domain.commands import (
+    Adjust,
+    Command,
+    Confirm,
+    Expire,
+    Receive,
+    Release,
+    Reserve,
+    SetReorderPolicy,
+)
+from stockd.domain.errors import (
+    InsufficientStock,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    ReservationExpired,
+    StaleQuantity,
+)
+from stockd.domain.fulfillment import place_lines
+from stockd.domain.model import (
+    MAX_BALANCE,
+    LevelKey,
+    Movement,
+    MovementType,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    Warehouse,
+)
+
+Outcome = Reservation | StockLevel
+"""What a successful command returns: the reservation or the level after the change."""
+
+RESERVATION = "reservation"
+
+
+@dataclass(slots=True)
+class Needs:
+    """What must be loaded before a batch of commands can be decided."""
+
+    skus: set[str] = field(default_factory=set)
+    warehouse_ids: set[str] = field(default_factory=set)
+    level_keys: set[LevelKey] = field(default_factory=set)
+    skus_in_any_warehouse: set[str] = field(default_factory=set)
+    reservation_ids: set[str] = field(default_factory=set)
+
+    def add_reservation_lines(self, reservations: Iterable[Reservation]) -> None:
+        """Confirm, release and expire touch the levels their reservation holds stock in."""
+        for reservation in reservations:
+            for line in reservation.lines:
+                self.level_keys.add((line.sku, line.warehouse_id))
+
+
+def needs_of(commands: Iterable[Command]) -> Needs:
+    needs = Needs()
+    for command in commands:
+        match command:
+            case Reserve(lines=lines):
+                for line in lines:
+                    needs.skus.add(line.sku)
+                    if line.warehouse_id is None:
+                        needs.skus_in_any_warehouse.add(line.sku)
+                    else:
+                        needs.warehouse_ids.add(line.warehouse_id)
+                        needs.level_keys.add((line.sku, line.warehouse_id))
+            case Confirm() | Release() | Expire():
+                needs.reservation_ids.add(command.reservation_id)
+            case Receive() | Adjust() | SetReorderPolicy():
+                needs.skus.add(command.sku)
+                needs.warehouse_ids.add(command.warehouse_id)
+                needs.level_keys.add((command.sku, command.warehouse_id))
+    return needs
+
+
+class StockBook:
+    """The working set of one batch, and the rules that change it."""
+
+    def __init__(
+        self,
+        *,
+        known_skus: Iterable[str],
+        warehouses: Mapping[str, Warehouse],
+        levels: Iterable[StockLevel],
+        reservations: Iterable[Reservation] = (),
+    ) -> None:
+        self._known_skus = set(known_skus)
+        self._warehouses = dict(warehouses)
+        self._levels: dict[LevelKey, StockLevel] = {}
+        self._levels_by_sku: dict[str, list[StockLevel]] = {}
+        for level in levels:
+            self._add_level(level)
+        self._reservations = {r.id: r for r in reservations}
+
+        self.movements: list[Movement] = []
+        self.changed_levels: dict[LevelKey, StockLevel] = {}
+        self.created_reservations: dict[str, Reservation] = {}
+        self.updated_reservations: dict[str, Reservation] = {}
+
+    def decide(self, command: Command, now: datetime) -> Outcome:
+        """Apply one command, or raise the ``StockdError`` that explains why not."""
+        # A lookup by type rather than a chain of isinstance checks: this runs once per request.
+        return self._rules[type(command)](self, command, now)  # type: ignore[operator]
+
+    # -- reservations ---------------------------------------------------------
+
+    def _reserve(self, command: Reserve, now: datetime) -> Reservation:
+        for line in command.lines:
+            if line.sku not in self._known_skus:
+                raise NotFound(f"product {line.sku!r} does not exist")
+        placed = place_lines(
+            command.lines,
+            warehouses=self._warehouses,
+            level=self._levels.get,
+            levels_of_sku=self._levels_of_sku,
+        )
+        # After this point the reservation must succeed.
+        reservation = Reservation(
+            id=command.reservation_id,
+            order_id=command.order_id,
+            status=ReservationStatus.PENDING,
+            created_at=now,
+            expires_at=now + timedelta(seconds=command.ttl_seconds),
+            lines=tuple(placed),
+        )
+        for line in placed:
+            level = self._levels[(line.sku, line.warehouse_id)]
+            self._move(level, MovementType.RESERVE, line.quantity, 0, line.quantity, reservation, now)
+        self._reservations[reservation.id] = reservation
+        self.created_reservations[reservation.id] = reservation
+        return reservation
+
+    def _confirm(self, command: Confirm, now: datetime) -> Reservation:
+        reservation = self._reservation(command.reservation_id)
+        if reservation.status is ReservationStatus.CONFIRMED:
+            return reservation
+        if reservation.has_lapsed(now) or reservation.status is ReservationStatus.EXPIRED:
+            raise ReservationExpired(f"reservation {reservation.id} expired at {reservation.expires_at.isoformat()}")
+        if reservation.status is not ReservationStatus.PENDING:
+            raise InvalidState(f"reservation {reservation.id} is {reservation.status}; only a pending one can be confirmed")
+        return self._finish(reservation, ReservationStatus.CONFIRMED, MovementType.SHIP, now)
+
+    def _release(self, command: Release, now: datetime) -> Reservation:
+        reservation = self._reservation(command.reservation_id)
+        if reservation.status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
+            return reservation
+        if reservation.status is ReservationStatus.CONFIRMED:
+            raise InvalidState(f"reservation {reservation.id} is confirmed; the goods have shipped")
+        if reservation.has_lapsed(now):
+            # The hold is already over: record it as the expiry it is, and give the stock back now.
+            return self._finish(reservation, ReservationStatus.EXPIRED, MovementType.EXPIRE, now)
+        return self._finish(reservation, ReservationStatus.RELEASED, MovementType.RELEASE, now)
+
+    def _expire(self, command: Expire, now: datetime) -> Reservation:
+        """The sweeper's command: a no-op unless the hold is pending and has lapsed."""
+        reservation = self._reservation(command.reservation_id)
+        if not reservation.has_lapsed(now):
+            return reservation
+        return self._finish(reservation, ReservationStatus.EXPIRED, MovementType.EXPIRE, now)
+
+    def _finish(
+        self,
+        reservation: Reservation,
+        status: ReservationStatus,
+        movement_type: MovementType,
+        now: datetime,
+    ) -> Reservation:
+        """Move a pending reservation to a final status and undo or ship its hold."""
+        ships = movement_type is MovementType.SHIP
+        for line in reservation.lines:
+            level = self._levels[(line.sku, line.warehouse_id)]
+            on_hand_delta = -line.quantity if ships else 0
+            self._move(level, movement_type, line.quantity, on_hand_delta, -line.quantity, reservation, now)
+        finished = reservation.moved_to(status, now)
+        self._reservations[finished.id] = finished
+        if finished.id in self.created_reservations:
+            self.created_reservations[finished.id] = finished
+        else:
+            self.updated_reservations[finished.id] = finished
+        return finished
+
+    def _reservation(self, reservation_id: str) -> Reservation:
+        reservation = self._reservations.get(reservation_id)
+        if reservation is None:
+            raise NotFound(f"reservation {reservation_id!r} does not exist")
+        return reservation
+
+    # -- stock ----------------------------------------------------------------
+
+    def _receive(self, command: Receive, now: datetime) -> StockLevel:
+        level = self._level_for_update(command.sku, command.warehouse_id)
+        if level.quantity_on_hand > MAX_BALANCE - command.quantity:
+            raise InvalidRequest("receiving this quantity would overflow the balance")
+        self._move(
+            level,
+            MovementType.RECEIVE,
+            command.quantity,
+            command.quantity,
+            0,
+            None,
+            now,
+            reference=(command.reference_type, command.reference_id),
+        )
+        return level.snapshot()
+
+    def _adjust(self, command: Adjust, now: datetime) -> StockLevel:
+        if command.delta == 0:
+            raise InvalidRequest("delta must not be zero")
+        level = self._level_for_update(command.sku, command.warehouse_id)
+        if command.expected_on_hand is not None and command.expected_on_hand != level.quantity_on_hand:
+            raise StaleQuantity(
+                f"quantity_on_hand is {level.quantity_on_hand}, not the expected {command.expected_on_hand}"
+            )
+        if -command.delta > level.quantity_available:
+            raise InsufficientStock(
+                f"cannot remove {-command.delta}: only {level.quantity_available} available"
+            )
+        if level.quantity_on_hand > MAX_BALANCE - command.delta:
+            raise InvalidRequest("this adjustment would overflow the balance")
+        self._move(
+            level,
+            MovementType.ADJUST,
+            abs(command.delta),
+            command.delta,
+            0,
+            None,
+            now,
+            reference=("adjustment" if command.reference_id else None, command.reference_id),
+            reason=command.reason.value,
+        )
+        return level.snapshot()
+
+    def _set_reorder_policy(self, command: SetReorderPolicy, now: datetime) -> StockLevel:
+        level = self._level_for_update(command.sku, command.warehouse_id)
+        level.reorder_point = command.reorder_point
+        level.reorder_quantity = command.reorder_quantity
+        self.changed_levels[level.key] = level
+        return level.snapshot()
+
+    _rules: ClassVar[dict[type, Callable[..., Outcome]]] = {
+        Reserve: _reserve,
+        Confirm: _confirm,
+        Release: _release,
+        Expire: _expire,
+        Receive: _receive,
+        Adjust: _adjust,
+        SetReorderPolicy: _set_reorder_policy,
+    }
+
+    def _level_for_update(self, sku: str, warehouse_id: str) -> StockLevel:
+        """The level to change, created empty on its first movement."""
+        if sku not in self._known_skus:
+            raise NotFound(f"product {sku!r} does not exist")
+        if warehouse_id not in self._warehouses:
+            raise NotFound(f"warehouse {warehouse_id!r} does not exist")
+        level = self._levels.get((sku, warehouse_id))
+        if level is None:
+            level = StockLevel(sku, warehouse_id)
+            self._add_level(level)
+        return level
+
+    def _levels_of_sku(self, sku: str) -> list[StockLevel]:
+        return self._levels_by_sku.get(sku, [])
+
+    def _add_level(self, level: StockLevel) -> None:
+        self._levels[level.key] = level
+        self._levels_by_sku.setdefault(level.sku, []).append(level)
+
+    def _move(
+        self,
+        level: StockLevel,
+        movement_type: MovementType,
+        quantity: int,
+        on_hand_delta: int,
+        reserved_delta: int,
+        reservation: Reservation | None,
+        now: datetime,
+        *,
+        reference: tuple[str | None, str | None] = (None, None),
+        reason: str | None = None,
+    ) -> None:
+        """Change a balance and record the movement that explains it, together."""
+        level.quantity_on_hand += on_hand_delta
+        level.quantity_reserved += reserved_delta
+        level.check_invariants()
+        reference_type, reference_id = (
+            (RESERVATION, reservation.id) if reservation is not None else reference
+        )
+        self.movements.append(
+            Movement(
+                sku=level.sku,
+                warehouse_id=level.warehouse_id,
+                type=movement_type,
+                quantity=quantity,
+                on_hand_delta=on_hand_delta,
+                reserved_delta=reserved_delta,
+                reference_type=reference_type,
+                reference_id=reference_id,
+                created_at=now,
+                reason=reason,
+            )
+        )
+        self.changed_levels[level.key] = level

@@ -1,0 +1,1 @@
+"""Engines: the stock authority. Each decides commands atomically, in batches."""

@@ -1,0 +1,83 @@
+"""Group commit: concurrent callers queue while one batch is being written.
+
+No timer: when the engine is idle a request is written alone at once; under
+load, everything that arrives while a batch is in flight forms the next batch.
+Each caller is answered only after the batch holding its request is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from stockd.domain.errors import StockdError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_MAX_BATCH = 1000
+
+
+class Batcher(Generic[T, R]):
+    """Feeds queued items to ``write_batch`` in order and hands each caller its own result.
+
+    ``write_batch`` returns one result per item, in order; a ``StockdError``
+    result is raised to that item's caller alone. If ``write_batch`` itself
+    raises, the whole batch failed to become durable and every caller in it
+    gets that exception.
+    """
+
+    def __init__(
+        self,
+        write_batch: Callable[[Sequence[T]], Awaitable[Sequence[R | StockdError]]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._write_batch = write_batch
+        self._max_batch = max_batch
+        self._on_batch = on_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._write(batch)
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        try:
+            results = await self._write_batch([item for item, _ in batch])
+        except BaseException as failure:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            if not isinstance(failure, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # the caller went away; its result is durable all the same
+                continue
+            if isinstance(result, StockdError):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def close(self) -> None:
+        """Wait for every queued item to be written."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)

@@ -1,0 +1,1 @@
+"""The SQL engine: one transaction per batch, on SQLite (embedded) or PostgreSQL."""

@@ -1,0 +1,17 @@
+"""Prometheus metrics of the engine and workers (HTTP metrics come from Litestar's middleware)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+BATCH_SIZE = Histogram(
+    "stockd_batch_size",
+    "Commands decided and committed together in one engine batch.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+)
+EXPIRED_RESERVATIONS = Counter(
+    "stockd_expired_reservations_total", "Reservations whose stock the expiry sweeper gave back."
+)
+WORKER_FAILURES = Counter(
+    "stockd_worker_failures_total", "Background worker rounds that failed and will be retried.", ["worker"]
+)

@@ -1,0 +1,169 @@
+"""The application layer: what the HTTP API, the CLI and the workers call.
+
+It validates what the domain cannot (catalog existence for reads, idempotency),
+hands stock-changing commands to the engine, and reads history from the store.
+Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from stockd.domain.book import Outcome
+from stockd.domain.clock import Clock
+from stockd.domain.commands import Command, Expire
+from stockd.domain.errors import IdempotencyKeyReused, NotFound, RequestInProgress
+from stockd.domain.model import (
+    Movement,
+    Product,
+    Reservation,
+    StockLevel,
+    Warehouse,
+)
+from stockd.engine.base import Engine, IdempotencyClaim, StoredResponse
+from stockd.store.base import MovementFilter, Reconciliation, Store
+from stockd.store.pagination import Page
+
+IDEMPOTENCY_KEY_RETENTION = timedelta(hours=25)
+"""API.md promises at least 24 hours; the extra hour absorbs clock and sweep delays."""
+
+
+def new_reservation_id() -> str:
+    """Opaque, unguessable, and roughly time-ordered so new rows land at the end of the index."""
+    return f"{time.time_ns() // 1_000_000:011x}{os.urandom(8).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class StockSummary:
+    sku: str
+    levels: list[StockLevel]
+
+    @property
+    def quantity_on_hand(self) -> int:
+        return sum(level.quantity_on_hand for level in self.levels)
+
+    @property
+    def quantity_reserved(self) -> int:
+        return sum(level.quantity_reserved for level in self.levels)
+
+    @property
+    def quantity_available(self) -> int:
+        return self.quantity_on_hand - self.quantity_reserved
+
+
+class StockService:
+    def __init__(self, engine: Engine, store: Store, clock: Clock) -> None:
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self._in_flight: set[tuple[str, str]] = set()
+
+    # -- commands ---------------------------------------------------------------
+
+    async def execute(
+        self, command: Command, claim: IdempotencyClaim | None = None
+    ) -> Outcome | StoredResponse:
+        """Apply a command once. With a claim, a repeat returns the first answer instead."""
+        if claim is None:
+            return await self.engine.execute(command)
+        # Mark the key in flight *before* looking for a stored answer: the first
+        # request leaves the set only after its answer is durable, so a repeat
+        # either sees it running or finds what it stored, never neither.
+        identity = (claim.principal, claim.key)
+        if identity in self._in_flight:
+            raise RequestInProgress(f"a request with Idempotency-Key {claim.key!r} is still running")
+        self._in_flight.add(identity)
+        try:
+            stored = await self.store.find_idempotency_record(claim.principal, claim.key)
+            if stored is not None:
+                if stored.fingerprint != claim.fingerprint:
+                    raise IdempotencyKeyReused(
+                        f"Idempotency-Key {claim.key!r} was already used for a different request"
+                    )
+                return stored.response
+            return await self.engine.execute(command, claim)
+        finally:
+            self._in_flight.discard(identity)
+
+    async def expire_lapsed(self, limit: int) -> int:
+        """Give back the stock of up to ``limit`` lapsed reservations; returns how many."""
+        lapsed = await self.store.lapsed_reservation_ids(self.clock.now(), limit)
+        # Submitted together, they are decided and written as one batch.
+        await asyncio.gather(*(self.engine.execute(Expire(reservation_id)) for reservation_id in lapsed))
+        return len(lapsed)
+
+    async def forget_old_idempotency_keys(self) -> int:
+        return await self.store.forget_idempotency_records(self.clock.now() - IDEMPOTENCY_KEY_RETENTION)
+
+    # -- catalog ------------------------------------------------------------------
+
+    async def put_product(self, product: Product) -> tuple[Product, bool]:
+        return await self.store.put_product(product)
+
+    async def get_product(self, sku: str) -> Product:
+        product = await self.store.get_product(sku)
+        if product is None:
+            raise NotFound(f"product {sku!r} does not exist")
+        return product
+
+    async def list_products(self, limit: int, cursor: str | None) -> Page[Product]:
+        return await self.store.list_products(limit, cursor)
+
+    async def put_warehouse(self, warehouse: Warehouse) -> tuple[Warehouse, bool]:
+        return await self.store.put_warehouse(warehouse)
+
+    async def get_warehouse(self, warehouse_id: str) -> Warehouse:
+        warehouse = await self.store.get_warehouse(warehouse_id)
+        if warehouse is None:
+            raise NotFound(f"warehouse {warehouse_id!r} does not exist")
+        return warehouse
+
+    async def list_warehouses(self, limit: int, cursor: str | None) -> Page[Warehouse]:
+        return await self.store.list_warehouses(limit, cursor)
+
+    # -- stock ----------------------------------------------------------------------
+
+    async def stock_of(self, sku: str) -> StockSummary:
+        await self.get_product(sku)
+        return StockSummary(sku, await self.store.levels_of_sku(sku))
+
+    async def level_of(self, sku: str, warehouse_id: str) -> StockLevel:
+        summary = await self.stock_of(sku)
+        for level in summary.levels:
+            if level.warehouse_id == warehouse_id:
+                return level
+        await self.get_warehouse(warehouse_id)
+        raise NotFound(f"no stock of {sku!r} has ever been in warehouse {warehouse_id!r}")
+
+    # -- reservations -------------------------------------------------------------------
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        reservation = await self.store.get_reservation(reservation_id)
+        if reservation is None:
+            raise NotFound(f"reservation {reservation_id!r} does not exist")
+        return self.as_seen_now(reservation)
+
+    async def list_reservations(self, order_id: str, limit: int, cursor: str | None) -> Page[Reservation]:
+        page = await self.store.list_reservations(order_id, limit, cursor)
+        return Page([self.as_seen_now(r) for r in page.items], page.next_cursor)
+
+    def as_seen_now(self, reservation: Reservation) -> Reservation:
+        """A lapsed hold reads as expired even before the sweeper has given its stock back."""
+        status = reservation.status_at(self.clock.now())
+        return reservation if status is reservation.status else replace(reservation, status=status)
+
+    # -- ledger -------------------------------------------------------------------------
+
+    async def list_movements(self, where: MovementFilter, limit: int, cursor: str | None) -> Page[Movement]:
+        return await self.store.list_movements(where, limit, cursor)
+
+    async def reconcile(self) -> Reconciliation:
+        return await self.store.reconcile()
+
+    async def close(self) -> None:
+        await self.engine.close()
+        await self.store.close()

@@ -1,0 +1,1 @@
+"""The durable record: schema, migrations, and the queries that read and write it."""

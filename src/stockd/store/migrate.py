@@ -1,0 +1,23 @@
+"""Schema migrations through Alembic, applied at start-up on every database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(sqlalchemy_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # ConfigParser treats % as interpolation; URLs may contain escaped characters.
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url.replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(sqlalchemy_url: str) -> None:
+    """Bring the database's schema to the newest revision (a no-op when it is already there)."""
+    command.upgrade(alembic_config(sqlalchemy_url), "head")
