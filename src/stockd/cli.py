@@ -21,13 +21,16 @@ console = Console()
 T = TypeVar("T")
 
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="STOCKD_DATA_DIR", help="Where the embedded SQLite database lives.")
+    Path,
+    typer.Option("--data-dir", envvar="STOCKD_DATA_DIR", help="Where the embedded SQLite database lives."),
 ]
 Database = Annotated[
     str | None,
     typer.Option(envvar="STOCKD_DATABASE", help="sqlite:///path (default: DATA_DIR/stockd.db)."),
 ]
-Redis = Annotated[str | None, typer.Option(envvar="STOCKD_REDIS", help="redis://… for the flash-sale engine.")]
+Redis = Annotated[
+    str | None, typer.Option(envvar="STOCKD_REDIS", help="redis://… for the flash-sale engine.")
+]
 
 
 @app.command()

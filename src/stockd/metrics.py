@@ -13,5 +13,7 @@ EXPIRED_RESERVATIONS = Counter(
     "stockd_expired_reservations_total", "Reservations whose stock the expiry sweeper gave back."
 )
 WORKER_FAILURES = Counter(
-    "stockd_worker_failures_total", "Background worker rounds that failed and will be retried.", ["worker"]
+    "stockd_worker_failures_total",
+    "Background worker rounds that failed and will be retried.",
+    ["worker"],
 )

@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             description="Inventory that never oversells: stock levels, reservations with a TTL, "
             "an append-only ledger. See API.md for the contract.",
             path="/",
-            render_plugins=[SwaggerRenderPlugin(path="/docs"), JsonRenderPlugin(path="/openapi.json")],
+            render_plugins=[
+                SwaggerRenderPlugin(path="/docs"),
+                JsonRenderPlugin(path="/openapi.json"),
+            ],
         ),
     )

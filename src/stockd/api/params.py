@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
+from stockd.service import StockService
+
 SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the product's sku")]
-WarehousePath = Annotated[
-    str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the warehouse's id")
-]
+WarehousePath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the warehouse's id")]
 OpaqueId = Annotated[str, Parameter(min_length=1, max_length=64, description="an id made by the server")]
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size, 1–1000")]
 Cursor = Annotated[
@@ -18,3 +19,6 @@ Cursor = Annotated[
 ]
 IdentifierQuery = Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 ReferenceQuery = Annotated[str | None, Parameter(min_length=1, max_length=128)]
+
+Service = NamedDependency[StockService]
+"""The service, injected by name into every handler that declares ``service: Service``."""

@@ -45,7 +45,9 @@ def http_error(_: Request, error: HTTPException) -> Response[bytes]:  # type: ig
 
 def internal_error(_: Request, error: Exception) -> Response[bytes]:  # type: ignore[type-arg]
     log.exception("unhandled error", exc_info=error)
-    return problem_response(render.problem("internal_error", "an internal error occurred; it has been logged"))
+    return problem_response(
+        render.problem("internal_error", "an internal error occurred; it has been logged")
+    )
 
 
 EXCEPTION_HANDLERS = {

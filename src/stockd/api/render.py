@@ -71,26 +71,26 @@ def warehouse(w: Warehouse) -> s.WarehouseOut:
     )
 
 
-def level(l: StockLevel) -> s.LevelOut:
+def level(lvl: StockLevel) -> s.LevelOut:
     return s.LevelOut(
-        warehouse_id=l.warehouse_id,
-        quantity_on_hand=l.quantity_on_hand,
-        quantity_reserved=l.quantity_reserved,
-        quantity_available=l.quantity_available,
-        reorder_point=l.reorder_point,
-        reorder_quantity=l.reorder_quantity,
+        warehouse_id=lvl.warehouse_id,
+        quantity_on_hand=lvl.quantity_on_hand,
+        quantity_reserved=lvl.quantity_reserved,
+        quantity_available=lvl.quantity_available,
+        reorder_point=lvl.reorder_point,
+        reorder_quantity=lvl.reorder_quantity,
     )
 
 
-def sku_level(l: StockLevel) -> s.SkuLevelOut:
+def sku_level(lvl: StockLevel) -> s.SkuLevelOut:
     return s.SkuLevelOut(
-        sku=l.sku,
-        warehouse_id=l.warehouse_id,
-        quantity_on_hand=l.quantity_on_hand,
-        quantity_reserved=l.quantity_reserved,
-        quantity_available=l.quantity_available,
-        reorder_point=l.reorder_point,
-        reorder_quantity=l.reorder_quantity,
+        sku=lvl.sku,
+        warehouse_id=lvl.warehouse_id,
+        quantity_on_hand=lvl.quantity_on_hand,
+        quantity_reserved=lvl.quantity_reserved,
+        quantity_available=lvl.quantity_available,
+        reorder_point=lvl.reorder_point,
+        reorder_quantity=lvl.reorder_quantity,
     )
 
 
@@ -100,7 +100,7 @@ def stock(summary: StockSummary) -> s.StockOut:
         quantity_on_hand=summary.quantity_on_hand,
         quantity_reserved=summary.quantity_reserved,
         quantity_available=summary.quantity_available,
-        warehouses=[level(l) for l in summary.levels],
+        warehouses=[level(lvl) for lvl in summary.levels],
     )
 
 
@@ -136,11 +136,15 @@ def reconciliation(r: Reconciliation) -> s.ReconciliationOut:
         levels_checked=r.levels_checked,
         mismatches=[
             s.MismatchOut(
-                m.sku, m.warehouse_id, m.quantity_on_hand, m.ledger_on_hand,
-                m.quantity_reserved, m.ledger_reserved,
+                m.sku,
+                m.warehouse_id,
+                m.quantity_on_hand,
+                m.ledger_on_hand,
+                m.quantity_reserved,
+                m.ledger_reserved,
             )
             for m in r.mismatches
-        ],  # fmt: skip
+        ],
     )
 
 

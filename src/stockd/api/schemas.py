@@ -123,7 +123,9 @@ class ReceiveIn(Struct):
     warehouse_id: Identifier
     quantity: Quantity
     reference_id: Reference | None = None
-    reference_type: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")] | None = None
+    reference_type: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")] | None = (
+        None
+    )
 
 
 AdjustReasonName = Literal["damaged", "lost", "found", "count_correction"]
@@ -186,9 +188,7 @@ class MovementOut(Struct):
     id: str
     sku: str
     warehouse_id: str
-    type: Literal[
-        "receive", "adjust", "reserve", "release", "expire", "ship", "transfer_out", "transfer_in"
-    ]
+    type: Literal["receive", "adjust", "reserve", "release", "expire", "ship", "transfer_out", "transfer_in"]
     quantity: int
     on_hand_delta: int
     reserved_delta: int

@@ -23,5 +23,6 @@ async def reject_loose_bodies(request: Request) -> None:  # type: ignore[type-ar
         msgspec.json.decode(await request.body(), type=data_field.annotation)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise ValidationException(
-            f"invalid request body: {error}", extra=[{"key": "body", "message": str(error), "source": "body"}]
+            f"invalid request body: {error}",
+            extra=[{"key": "body", "message": str(error), "source": "body"}],
         ) from error

@@ -116,14 +116,14 @@ class StockBook:
     def decide(self, command: Command, now: datetime) -> Outcome:
         """Apply one command, or raise the ``StockdError`` that explains why not."""
         # A lookup by type rather than a chain of isinstance checks: this runs once per request.
-        return self._rules[type(command)](self, command, now)  # type: ignore[operator]
+        return self._rules[type(command)](self, command, now)
 
     # -- reservations ---------------------------------------------------------
 
     def _reserve(self, command: Reserve, now: datetime) -> Reservation:
-        for line in command.lines:
-            if line.sku not in self._known_skus:
-                raise NotFound(f"product {line.sku!r} does not exist")
+        for requested in command.lines:
+            if requested.sku not in self._known_skus:
+                raise NotFound(f"product {requested.sku!r} does not exist")
         placed = place_lines(
             command.lines,
             warehouses=self._warehouses,
@@ -151,9 +151,13 @@ class StockBook:
         if reservation.status is ReservationStatus.CONFIRMED:
             return reservation
         if reservation.has_lapsed(now) or reservation.status is ReservationStatus.EXPIRED:
-            raise ReservationExpired(f"reservation {reservation.id} expired at {reservation.expires_at.isoformat()}")
+            raise ReservationExpired(
+                f"reservation {reservation.id} expired at {reservation.expires_at.isoformat()}"
+            )
         if reservation.status is not ReservationStatus.PENDING:
-            raise InvalidState(f"reservation {reservation.id} is {reservation.status}; only a pending one can be confirmed")
+            raise InvalidState(
+                f"reservation {reservation.id} is {reservation.status}; only a pending one can be confirmed"
+            )
         return self._finish(reservation, ReservationStatus.CONFIRMED, MovementType.SHIP, now)
 
     def _release(self, command: Release, now: datetime) -> Reservation:
@@ -299,9 +303,7 @@ class StockBook:
         level.quantity_on_hand += on_hand_delta
         level.quantity_reserved += reserved_delta
         level.check_invariants()
-        reference_type, reference_id = (
-            (RESERVATION, reservation.id) if reservation is not None else reference
-        )
+        reference_type, reference_id = (RESERVATION, reservation.id) if reservation is not None else reference
         self.movements.append(
             Movement(
                 sku=level.sku,

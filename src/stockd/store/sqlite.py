@@ -56,6 +56,8 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA busy_timeout=10000")
     connection.execute("PRAGMA wal_autocheckpoint=0")
+    # A large page cache keeps a batch's index pages in memory instead of spilling them mid-transaction.
+    connection.execute("PRAGMA cache_size=-65536")
     return connection
 
 
@@ -188,8 +190,19 @@ def reservation_from_row(row: Any) -> Reservation:
 
 
 def movement_from_row(row: Any) -> Movement:
-    (movement_id, sku, warehouse_id, kind, quantity, on_hand_delta, reserved_delta,
-     reference_type, reference_id, reason, created_at) = row  # fmt: skip
+    (
+        movement_id,
+        sku,
+        warehouse_id,
+        kind,
+        quantity,
+        on_hand_delta,
+        reserved_delta,
+        reference_type,
+        reference_id,
+        reason,
+        created_at,
+    ) = row
     return Movement(
         id=str(movement_id),
         sku=sku,
@@ -262,7 +275,8 @@ class SqliteStore:
     async def put_warehouse(self, warehouse: Warehouse) -> tuple[Warehouse, bool]:
         def upsert(connection: sqlite3.Connection) -> tuple[Warehouse, bool]:
             existing = connection.execute(
-                "SELECT created_at FROM warehouses WHERE warehouse_id = ?", (warehouse.warehouse_id,)
+                "SELECT created_at FROM warehouses WHERE warehouse_id = ?",
+                (warehouse.warehouse_id,),
             ).fetchone()
             created_at = to_millis(warehouse.created_at) if existing is None else existing[0]
             connection.execute(
@@ -290,7 +304,8 @@ class SqliteStore:
     async def get_warehouse(self, warehouse_id: str) -> Warehouse | None:
         row = await self._db.read(
             lambda c: c.execute(
-                f"SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id = ?", (warehouse_id,)
+                f"SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id = ?",
+                (warehouse_id,),
             ).fetchone()
         )
         return None if row is None else warehouse_from_row(row)
@@ -309,7 +324,8 @@ class SqliteStore:
     async def levels_of_sku(self, sku: str) -> list[StockLevel]:
         rows = await self._db.read(
             lambda c: c.execute(
-                f"SELECT {LEVEL_COLUMNS} FROM stock_levels WHERE sku = ? ORDER BY warehouse_id", (sku,)
+                f"SELECT {LEVEL_COLUMNS} FROM stock_levels WHERE sku = ? ORDER BY warehouse_id",
+                (sku,),
             ).fetchall()
         )
         return [level_from_row(r) for r in rows]
@@ -332,7 +348,9 @@ class SqliteStore:
             ).fetchall()
         )
         return make_page(
-            [reservation_from_row(r) for r in rows], limit, lambda r: (to_millis(r.created_at), r.id)
+            [reservation_from_row(r) for r in rows],
+            limit,
+            lambda r: (to_millis(r.created_at), r.id),
         )
 
     async def lapsed_reservation_ids(self, now: datetime, limit: int) -> list[str]:
@@ -386,14 +404,20 @@ class SqliteStore:
             return None
         fingerprint, status_code, body, created_at = row
         return IdempotencyRecord(
-            principal, key, fingerprint, StoredResponse(status_code, bytes(body)), from_millis(created_at)
+            principal,
+            key,
+            fingerprint,
+            StoredResponse(status_code, bytes(body)),
+            from_millis(created_at),
         )
 
     async def forget_idempotency_records(self, older_than: datetime) -> int:
         return await self._db.write(
-            lambda c: c.execute(
-                "DELETE FROM idempotency_keys WHERE created_at < ?", (to_millis(older_than),)
-            ).rowcount
+            lambda c: (
+                c.execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < ?", (to_millis(older_than),)
+                ).rowcount
+            )
         )
 
     async def close(self) -> None:

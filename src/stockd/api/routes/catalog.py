@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from litestar import Response, get, put
+from litestar.params import JSONBody
 
 from stockd.api import render
-from stockd.api.params import Cursor, Limit, SkuPath, WarehousePath
+from stockd.api.params import Cursor, Limit, Service, SkuPath, WarehousePath
 from stockd.api.schemas import Page, ProductIn, ProductOut, WarehouseIn, WarehouseOut
 from stockd.domain.model import Dimensions, Product, Warehouse
-from stockd.service import StockService
 
 
 @put("/v1/products/{sku:str}", tags=["catalog"], summary="Create or replace a product")
-async def put_product(sku: SkuPath, data: ProductIn, service: StockService) -> Response[ProductOut]:
+async def put_product(sku: SkuPath, data: JSONBody[ProductIn], service: Service) -> Response[ProductOut]:
     now = service.clock.now()
     dimensions = data.dimensions_mm
     product, created = await service.put_product(
@@ -32,19 +32,19 @@ async def put_product(sku: SkuPath, data: ProductIn, service: StockService) -> R
 
 
 @get("/v1/products/{sku:str}", tags=["catalog"], summary="Get a product")
-async def get_product(sku: SkuPath, service: StockService) -> ProductOut:
+async def get_product(sku: SkuPath, service: Service) -> ProductOut:
     return render.product(await service.get_product(sku))
 
 
 @get("/v1/products", tags=["catalog"], summary="List products")
-async def list_products(service: StockService, limit: Limit = 100, cursor: Cursor = None) -> Page[ProductOut]:
+async def list_products(service: Service, limit: Limit = 100, cursor: Cursor = None) -> Page[ProductOut]:
     page = await service.list_products(limit, cursor)
     return Page([render.product(p) for p in page.items], page.next_cursor)
 
 
 @put("/v1/warehouses/{warehouse_id:str}", tags=["catalog"], summary="Create or replace a warehouse")
 async def put_warehouse(
-    warehouse_id: WarehousePath, data: WarehouseIn, service: StockService
+    warehouse_id: WarehousePath, data: JSONBody[WarehouseIn], service: Service
 ) -> Response[WarehouseOut]:
     now = service.clock.now()
     warehouse, created = await service.put_warehouse(
@@ -64,14 +64,12 @@ async def put_warehouse(
 
 
 @get("/v1/warehouses/{warehouse_id:str}", tags=["catalog"], summary="Get a warehouse")
-async def get_warehouse(warehouse_id: WarehousePath, service: StockService) -> WarehouseOut:
+async def get_warehouse(warehouse_id: WarehousePath, service: Service) -> WarehouseOut:
     return render.warehouse(await service.get_warehouse(warehouse_id))
 
 
 @get("/v1/warehouses", tags=["catalog"], summary="List warehouses")
-async def list_warehouses(
-    service: StockService, limit: Limit = 100, cursor: Cursor = None
-) -> Page[WarehouseOut]:
+async def list_warehouses(service: Service, limit: Limit = 100, cursor: Cursor = None) -> Page[WarehouseOut]:
     page = await service.list_warehouses(limit, cursor)
     return Page([render.warehouse(w) for w in page.items], page.next_cursor)
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from litestar import get
 
 from stockd.api import render
-from stockd.api.params import Cursor, IdentifierQuery, Limit, ReferenceQuery
+from stockd.api.params import Cursor, IdentifierQuery, Limit, ReferenceQuery, Service
 from stockd.api.schemas import MovementOut, Page, ReconciliationOut
-from stockd.service import StockService
 from stockd.store.base import MovementFilter
 
 
 @get("/v1/movements", tags=["ledger"], summary="Movements, oldest first")
 async def list_movements(
-    service: StockService,
+    service: Service,
     sku: IdentifierQuery = None,
     warehouse_id: IdentifierQuery = None,
     reference_id: ReferenceQuery = None,
@@ -26,7 +25,7 @@ async def list_movements(
 
 
 @get("/v1/reconciliation", tags=["ledger"], summary="Check every balance against its movements")
-async def reconcile(service: StockService) -> ReconciliationOut:
+async def reconcile(service: Service) -> ReconciliationOut:
     return render.reconciliation(await service.reconcile())
 
 

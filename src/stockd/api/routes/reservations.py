@@ -5,23 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from stockd.api import render
 from stockd.api.commands import run_command
-from stockd.api.params import Cursor, Limit, OpaqueId
+from stockd.api.params import Cursor, Limit, OpaqueId, Service
 from stockd.api.schemas import Page, ReservationOut, ReserveIn
 from stockd.domain.commands import Confirm, Release, RequestedLine, Reserve
-from stockd.service import StockService, new_reservation_id
+from stockd.service import new_reservation_id
 
 OrderQuery = Annotated[str, Parameter(min_length=1, max_length=128, description="the order's id")]
 
 
 @post("/v1/reservations", tags=["reservations"], summary="Hold stock for an order", status_code=201)
 async def create_reservation(
-    data: ReserveIn,
+    data: JSONBody[ReserveIn],
     request: Request,  # type: ignore[type-arg]
-    service: StockService,
+    service: Service,
 ) -> Response[ReservationOut]:
     command = Reserve(
         reservation_id=new_reservation_id(),
@@ -33,32 +33,40 @@ async def create_reservation(
 
 
 @get("/v1/reservations/{reservation_id:str}", tags=["reservations"], summary="Get a reservation")
-async def get_reservation(reservation_id: OpaqueId, service: StockService) -> ReservationOut:
+async def get_reservation(reservation_id: OpaqueId, service: Service) -> ReservationOut:
     return render.reservation(await service.get_reservation(reservation_id))
 
 
 @get("/v1/reservations", tags=["reservations"], summary="List an order's reservations")
 async def list_reservations(
-    order_id: OrderQuery, service: StockService, limit: Limit = 100, cursor: Cursor = None
+    order_id: OrderQuery, service: Service, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[ReservationOut]:
     page = await service.list_reservations(order_id, limit, cursor)
     return Page([render.reservation(r) for r in page.items], page.next_cursor)
 
 
-@post("/v1/reservations/{reservation_id:str}/confirm", tags=["reservations"], summary="Payment succeeded: ship")
+@post(
+    "/v1/reservations/{reservation_id:str}/confirm",
+    tags=["reservations"],
+    summary="Payment succeeded: ship",
+)
 async def confirm(
     reservation_id: OpaqueId,
     request: Request,  # type: ignore[type-arg]
-    service: StockService,
+    service: Service,
 ) -> Response[ReservationOut]:
     return await run_command(service, request, Confirm(reservation_id), None)  # type: ignore[return-value]
 
 
-@post("/v1/reservations/{reservation_id:str}/release", tags=["reservations"], summary="The order was cancelled")
+@post(
+    "/v1/reservations/{reservation_id:str}/release",
+    tags=["reservations"],
+    summary="The order was cancelled",
+)
 async def release(
     reservation_id: OpaqueId,
     request: Request,  # type: ignore[type-arg]
-    service: StockService,
+    service: Service,
 ) -> Response[ReservationOut]:
     return await run_command(service, request, Release(reservation_id), None)  # type: ignore[return-value]
 

@@ -3,41 +3,50 @@
 from __future__ import annotations
 
 from litestar import Request, Response, get, post, put
+from litestar.params import JSONBody
 
 from stockd.api import render
 from stockd.api.commands import run_command
-from stockd.api.params import SkuPath, WarehousePath
+from stockd.api.params import Service, SkuPath, WarehousePath
 from stockd.api.schemas import AdjustIn, ReceiveIn, ReorderPolicyIn, SkuLevelOut, StockOut
 from stockd.domain.commands import Adjust, Receive, SetReorderPolicy
 from stockd.domain.model import AdjustReason
-from stockd.service import StockService
 
 
 @get("/v1/stock/{sku:str}", tags=["stock"], summary="A SKU's stock in every warehouse")
-async def get_stock(sku: SkuPath, service: StockService) -> StockOut:
+async def get_stock(sku: SkuPath, service: Service) -> StockOut:
     return render.stock(await service.stock_of(sku))
 
 
-@get("/v1/stock/{sku:str}/{warehouse_id:str}", tags=["stock"], summary="A SKU's stock in one warehouse")
-async def get_level(sku: SkuPath, warehouse_id: WarehousePath, service: StockService) -> SkuLevelOut:
+@get(
+    "/v1/stock/{sku:str}/{warehouse_id:str}",
+    tags=["stock"],
+    summary="A SKU's stock in one warehouse",
+)
+async def get_level(sku: SkuPath, warehouse_id: WarehousePath, service: Service) -> SkuLevelOut:
     return render.sku_level(await service.level_of(sku, warehouse_id))
 
 
 @post("/v1/stock/receive", tags=["stock"], summary="Goods arrive", status_code=200)
 async def receive(
-    data: ReceiveIn,
+    data: JSONBody[ReceiveIn],
     request: Request,  # type: ignore[type-arg]
-    service: StockService,
+    service: Service,
 ) -> Response[SkuLevelOut]:
     command = Receive(data.sku, data.warehouse_id, data.quantity, data.reference_id, data.reference_type)
     return await run_command(service, request, command, data)  # type: ignore[return-value]
 
 
-@post("/v1/stock/adjust", tags=["stock"], summary="Correct stock after a count, damage or loss", status_code=200)
+@post(
+    "/v1/stock/adjust",
+    tags=["stock"],
+    summary="Correct stock after a count, damage or loss",
+    status_code=200,
+)
 async def adjust(
-    data: AdjustIn,
+    data: JSONBody[AdjustIn],
     request: Request,  # type: ignore[type-arg]
-    service: StockService,
+    service: Service,
 ) -> Response[SkuLevelOut]:
     command = Adjust(
         data.sku,
@@ -50,9 +59,13 @@ async def adjust(
     return await run_command(service, request, command, data)  # type: ignore[return-value]
 
 
-@put("/v1/stock/{sku:str}/{warehouse_id:str}/reorder-policy", tags=["stock"], summary="Set a reorder policy")
+@put(
+    "/v1/stock/{sku:str}/{warehouse_id:str}/reorder-policy",
+    tags=["stock"],
+    summary="Set a reorder policy",
+)
 async def put_reorder_policy(
-    sku: SkuPath, warehouse_id: WarehousePath, data: ReorderPolicyIn, service: StockService
+    sku: SkuPath, warehouse_id: WarehousePath, data: JSONBody[ReorderPolicyIn], service: Service
 ) -> SkuLevelOut:
     command = SetReorderPolicy(sku, warehouse_id, data.reorder_point, data.reorder_quantity)
     outcome = await service.execute(command)

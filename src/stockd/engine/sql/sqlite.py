@@ -9,8 +9,9 @@ idempotency records, commit (fsync), and only then answer the callers.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from stockd.domain.book import Needs, Outcome, StockBook, needs_of
 from stockd.domain.clock import Clock
@@ -35,6 +36,8 @@ from stockd.store.sqlite import (
     warehouse_from_row,
 )
 
+T = TypeVar("T")
+
 # SQLite limits the number of ? in one statement; stay well below it.
 CHUNK = 500
 
@@ -46,7 +49,7 @@ class SqliteEngine:
         clock: Clock,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
-        on_batch: callable | None = None,  # type: ignore[valid-type]
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._db = database
         self._clock = clock
@@ -121,7 +124,10 @@ def load_book(connection: sqlite3.Connection, needs: Needs) -> StockBook:
         )
     ]
     return StockBook(
-        known_skus=known_skus, warehouses=warehouses, levels=levels.values(), reservations=reservations
+        known_skus=known_skus,
+        warehouses=warehouses,
+        levels=levels.values(),
+        reservations=reservations,
     )
 
 
@@ -139,8 +145,15 @@ def write_book(
         "quantity_reserved = excluded.quantity_reserved, "
         "reorder_point = excluded.reorder_point, reorder_quantity = excluded.reorder_quantity",
         [
-            (l.sku, l.warehouse_id, l.quantity_on_hand, l.quantity_reserved, l.reorder_point, l.reorder_quantity)
-            for l in book.changed_levels.values()
+            (
+                lvl.sku,
+                lvl.warehouse_id,
+                lvl.quantity_on_hand,
+                lvl.quantity_reserved,
+                lvl.reorder_point,
+                lvl.reorder_quantity,
+            )
+            for lvl in book.changed_levels.values()
         ],
     )
     connection.executemany(
@@ -167,21 +180,29 @@ def write_book(
         "INSERT INTO movements (sku, warehouse_id, type, quantity, on_hand_delta, reserved_delta, "
         "reference_type, reference_id, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
         [
-            (m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta, m.reserved_delta,
-             m.reference_type, m.reference_id, m.reason, at)
+            (
+                m.sku,
+                m.warehouse_id,
+                m.type.value,
+                m.quantity,
+                m.on_hand_delta,
+                m.reserved_delta,
+                m.reference_type,
+                m.reference_id,
+                m.reason,
+                at,
+            )
             for m in book.movements
-        ],  # fmt: skip
+        ],
     )
     connection.executemany(
         "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, body, created_at) "
         "VALUES (?,?,?,?,?,?)",
-        [
-            (r.principal, r.key, r.fingerprint, r.response.status_code, r.response.body, at)
-            for r in records
-        ],
+        [(r.principal, r.key, r.fingerprint, r.response.status_code, r.response.body, at) for r in records],
     )
 
 
-def chunks(values: set[str] | list[str] | list[tuple[str, str]]) -> list[list]:  # type: ignore[type-arg]
+def chunks(values: Collection[T]) -> list[list[T]]:
+    """Split values into groups small enough for one statement's parameters."""
     items = list(values)
     return [items[start : start + CHUNK] for start in range(0, len(items), CHUNK)]

@@ -131,7 +131,14 @@ def _make_movements_append_only() -> None:
 
 
 def downgrade() -> None:
-    for table in ("idempotency_keys", "movements", "reservations", "stock_levels", "warehouses", "products"):
+    for table in (
+        "idempotency_keys",
+        "movements",
+        "reservations",
+        "stock_levels",
+        "warehouses",
+        "products",
+    ):
         op.drop_table(table)
     if op.get_bind().dialect.name != "sqlite":
         op.execute("DROP FUNCTION IF EXISTS stockd_refuse_movement_change()")
