@@ -9,7 +9,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from stockd.api import render
 from stockd.api.schemas import Problem, encode
-from stockd.domain.errors import StockdError
+from stockd.domain.errors import StockdError, Unavailable
 
 log = logging.getLogger("stockd.api")
 
@@ -21,7 +21,9 @@ def problem_response(doc: Problem, headers: dict[str, str] | None = None) -> Res
 
 
 def stockd_error(_: Request, error: StockdError) -> Response[bytes]:  # type: ignore[type-arg]
-    return problem_response(render.problem_of(error))
+    # Nothing was committed, so the client may simply try again shortly.
+    headers = {"Retry-After": "1"} if isinstance(error, Unavailable) else None
+    return problem_response(render.problem_of(error), headers=headers)
 
 
 def validation_error(_: Request, error: ValidationException) -> Response[bytes]:  # type: ignore[type-arg]

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from stockd.domain.errors import Unavailable
 from stockd.domain.model import (
     Movement,
     MovementType,
@@ -61,6 +63,16 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+@contextmanager
+def database_errors_as_unavailable() -> Iterator[None]:
+    """A full disk, a lock timeout or an I/O error is the database's trouble, not the caller's:
+    the request fails whole (nothing was committed) and may be retried."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise Unavailable(f"the database cannot be used right now ({error}); retry shortly") from error
+
+
 class SqliteDatabase:
     """The file, its writer thread and its reader threads."""
 
@@ -90,7 +102,8 @@ class SqliteDatabase:
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the writer thread inside one transaction."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._transaction, work)
+        with database_errors_as_unavailable():
+            return await asyncio.get_running_loop().run_in_executor(self._writer, self._transaction, work)
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._write_connection
@@ -104,7 +117,8 @@ class SqliteDatabase:
         return result
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
+        with database_errors_as_unavailable():
+            return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
