@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
@@ -64,10 +64,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             version=__version__,
             description="Inventory that never oversells: stock levels, reservations with a TTL, "
             "an append-only ledger. See API.md for the contract.",
-            path="/",
-            render_plugins=[
-                SwaggerRenderPlugin(path="/docs"),
-                JsonRenderPlugin(path="/openapi.json"),
-            ],
+            render_plugins=[JsonRenderPlugin()],
         ),
     )

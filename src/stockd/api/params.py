@@ -7,18 +7,19 @@ from typing import Annotated
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
+from stockd.api.schemas import IDENTIFIER_PATTERN, PRINTABLE_PATTERN
 from stockd.service import StockService
 
-SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the product's sku")]
-WarehousePath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="the warehouse's id")]
+SkuPath = Annotated[str, Parameter(pattern=IDENTIFIER_PATTERN, description="the product's sku")]
+WarehousePath = Annotated[str, Parameter(pattern=IDENTIFIER_PATTERN, description="the warehouse's id")]
 OpaqueId = Annotated[str, Parameter(min_length=1, max_length=64, description="an id made by the server")]
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size, 1–1000")]
 Cursor = Annotated[
     str | None,
     Parameter(min_length=1, max_length=512, description="the next_cursor of the previous page"),
 ]
-IdentifierQuery = Annotated[str | None, Parameter(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-ReferenceQuery = Annotated[str | None, Parameter(min_length=1, max_length=128)]
+IdentifierQuery = Annotated[str | None, Parameter(pattern=IDENTIFIER_PATTERN)]
+ReferenceQuery = Annotated[str | None, Parameter(min_length=1, max_length=128, pattern=PRINTABLE_PATTERN)]
 
 Service = NamedDependency[StockService]
 """The service, injected by name into every handler that declares ``service: Service``."""

@@ -7,10 +7,16 @@ from typing import Annotated, Generic, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
+# Python's ``$`` also matches before a final newline; ``(?!\n)`` pins the match to
+# the true end of the string and is valid ECMA-262 for the OpenAPI document too.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9._-]{1,64}$(?!\n)"
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$(?!\n)"
+"""No C0 or C1 control characters, no DEL."""
+
 Identifier = Annotated[
     str,
     Meta(
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        pattern=IDENTIFIER_PATTERN,
         description="1–64 characters of A-Z a-z 0-9 . _ -",
         examples=["A-1"],
     ),
@@ -20,7 +26,7 @@ Reference = Annotated[
     Meta(
         min_length=1,
         max_length=128,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=PRINTABLE_PATTERN,
         description="1–128 printable characters",
     ),
 ]
@@ -123,9 +129,9 @@ class ReceiveIn(Struct):
     warehouse_id: Identifier
     quantity: Quantity
     reference_id: Reference | None = None
-    reference_type: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")] | None = (
-        None
-    )
+    reference_type: (
+        Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$(?!\n)")] | None
+    ) = None
 
 
 AdjustReasonName = Literal["damaged", "lost", "found", "count_correction"]

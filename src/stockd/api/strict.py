@@ -21,7 +21,7 @@ async def reject_loose_bodies(request: Request) -> None:  # type: ignore[type-ar
         return
     try:
         msgspec.json.decode(await request.body(), type=data_field.annotation)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as error:
         raise ValidationException(
             f"invalid request body: {error}",
             extra=[{"key": "body", "message": str(error), "source": "body"}],

@@ -36,6 +36,9 @@ from stockd.domain.errors import (
 from stockd.domain.fulfillment import place_lines
 from stockd.domain.model import (
     MAX_BALANCE,
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_TTL_SECONDS,
     LevelKey,
     Movement,
     MovementType,
@@ -121,7 +124,12 @@ class StockBook:
     # -- reservations ---------------------------------------------------------
 
     def _reserve(self, command: Reserve, now: datetime) -> Reservation:
+        if not 1 <= command.ttl_seconds <= MAX_TTL_SECONDS:
+            raise InvalidRequest(f"ttl_seconds must be 1 to {MAX_TTL_SECONDS}")
+        if not 1 <= len(command.lines) <= MAX_LINES:
+            raise InvalidRequest(f"a reservation has 1 to {MAX_LINES} lines")
         for requested in command.lines:
+            _check_quantity(requested.quantity)
             if requested.sku not in self._known_skus:
                 raise NotFound(f"product {requested.sku!r} does not exist")
         placed = place_lines(
@@ -208,6 +216,7 @@ class StockBook:
     # -- stock ----------------------------------------------------------------
 
     def _receive(self, command: Receive, now: datetime) -> StockLevel:
+        _check_quantity(command.quantity)
         level = self._level_for_update(command.sku, command.warehouse_id)
         if level.quantity_on_hand > MAX_BALANCE - command.quantity:
             raise InvalidRequest("receiving this quantity would overflow the balance")
@@ -226,6 +235,7 @@ class StockBook:
     def _adjust(self, command: Adjust, now: datetime) -> StockLevel:
         if command.delta == 0:
             raise InvalidRequest("delta must not be zero")
+        _check_quantity(abs(command.delta))
         level = self._level_for_update(command.sku, command.warehouse_id)
         if command.expected_on_hand is not None and command.expected_on_hand != level.quantity_on_hand:
             raise StaleQuantity(
@@ -251,10 +261,12 @@ class StockBook:
         return level.snapshot()
 
     def _set_reorder_policy(self, command: SetReorderPolicy, now: datetime) -> StockLevel:
+        if command.reorder_point < 0 or command.reorder_quantity < 1:
+            raise InvalidRequest("reorder_point must be at least 0 and reorder_quantity at least 1")
         level = self._level_for_update(command.sku, command.warehouse_id)
         level.reorder_point = command.reorder_point
         level.reorder_quantity = command.reorder_quantity
-        self.changed_levels[level.key] = level
+        self._record_change(level)
         return level.snapshot()
 
     _rules: ClassVar[dict[type, Callable[..., Outcome]]] = {
@@ -268,16 +280,12 @@ class StockBook:
     }
 
     def _level_for_update(self, sku: str, warehouse_id: str) -> StockLevel:
-        """The level to change, created empty on its first movement."""
+        """The level to change; a new one joins the working set only once a change is recorded."""
         if sku not in self._known_skus:
             raise NotFound(f"product {sku!r} does not exist")
         if warehouse_id not in self._warehouses:
             raise NotFound(f"warehouse {warehouse_id!r} does not exist")
-        level = self._levels.get((sku, warehouse_id))
-        if level is None:
-            level = StockLevel(sku, warehouse_id)
-            self._add_level(level)
-        return level
+        return self._levels.get((sku, warehouse_id)) or StockLevel(sku, warehouse_id)
 
     def _levels_of_sku(self, sku: str) -> list[StockLevel]:
         return self._levels_by_sku.get(sku, [])
@@ -318,4 +326,15 @@ class StockBook:
                 reason=reason,
             )
         )
+        self._record_change(level)
+
+    def _record_change(self, level: StockLevel) -> None:
+        if level.key not in self._levels:
+            self._add_level(level)
         self.changed_levels[level.key] = level
+
+
+def _check_quantity(quantity: int) -> None:
+    """The API's schemas enforce this too; the domain does not rely on its callers."""
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidRequest(f"a quantity must be 1 to {MAX_QUANTITY:,}, not {quantity}")

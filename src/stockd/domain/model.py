@@ -13,6 +13,12 @@ from enum import StrEnum
 MAX_QUANTITY = 1_000_000_000
 """The largest quantity one command may move (API.md, Conventions)."""
 
+MAX_LINES = 100
+"""The most lines one reservation may have."""
+
+MAX_TTL_SECONDS = 86_400
+"""The longest hold a reservation may ask for: one day."""
+
 MAX_BALANCE = 2**63 - 1
 """Balances are signed 64-bit integers; no command may push one past this."""
 

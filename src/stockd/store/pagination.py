@@ -40,9 +40,16 @@ def decode_cursor(cursor: str | None, shape: Sequence[type]) -> CursorKey | None
         key = msgspec.json.decode(raw, type=list[str | int])
     except (binascii.Error, ValueError, msgspec.DecodeError) as error:
         raise InvalidRequest("cursor is not one this service issued") from error
-    if len(key) != len(shape) or any(type(part) is not kind for part, kind in zip(key, shape, strict=True)):
+    if len(key) != len(shape) or not all(_fits(part, kind) for part, kind in zip(key, shape, strict=True)):
         raise InvalidRequest("cursor is not one this service issued")
     return tuple(key)
+
+
+def _fits(part: str | int, kind: type) -> bool:
+    """Every integer the store sorts by is a signed 64-bit column."""
+    if type(part) is not kind:
+        return False
+    return not isinstance(part, int) or -(2**63) <= part < 2**63
 
 
 def make_page(rows: list[T], limit: int, key: Callable[[T], Sequence[str | int]]) -> Page[T]:

@@ -1,8 +1,12 @@
-"""Operations: health and metrics (the docs are served by the OpenAPI config)."""
+"""Operations: health, metrics, and the API documentation at the root."""
 
 from __future__ import annotations
 
-from litestar import Response, get
+from typing import Any
+
+from litestar import MediaType, Request, Response, get
+from litestar.enums import OpenAPIMediaType
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from stockd.api.schemas import Health
@@ -18,4 +22,31 @@ async def metrics() -> Response[bytes]:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-HANDLERS = [healthz, metrics]
+class _SwaggerAtRoot(SwaggerRenderPlugin):
+    """Swagger UI served at /docs, reading the schema from /openapi.json.
+
+    Litestar mounts its documentation router under one prefix with a catch-all
+    that answers unknown paths with an HTML page; at the root that would swallow
+    every unknown URL. So the documents stay under /schema and these two routes
+    expose them where API.md promises.
+    """
+
+    @staticmethod
+    def get_openapi_json_route(request: Request) -> str:  # type: ignore[type-arg]
+        return "/openapi.json"
+
+
+_SWAGGER = _SwaggerAtRoot()
+
+
+@get("/openapi.json", include_in_schema=False, media_type=OpenAPIMediaType.OPENAPI_JSON)
+async def openapi_json(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+    return request.app.openapi_schema.to_schema()
+
+
+@get("/docs", include_in_schema=False, media_type=MediaType.HTML)
+async def docs(request: Request) -> bytes:  # type: ignore[type-arg]
+    return _SWAGGER.render(request, request.app.openapi_schema.to_schema())
+
+
+HANDLERS = [healthz, metrics, openapi_json, docs]
