@@ -26,7 +26,17 @@ DataDir = Annotated[
 ]
 Database = Annotated[
     str | None,
-    typer.Option(envvar="STOCKD_DATABASE", help="sqlite:///path (default: DATA_DIR/stockd.db)."),
+    typer.Option(
+        envvar="STOCKD_DATABASE",
+        help="sqlite:///path (default: DATA_DIR/stockd.db) or postgresql://user@host/db.",
+    ),
+]
+StrategyOption = Annotated[
+    str,
+    typer.Option(
+        envvar="STOCKD_STRATEGY",
+        help="How the SQL engine prevents oversell: batched (default), lock, optimistic or atomic.",
+    ),
 ]
 Redis = Annotated[
     str | None, typer.Option(envvar="STOCKD_REDIS", help="redis://… for the flash-sale engine.")
@@ -40,9 +50,10 @@ def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database: Database = None,
     redis: Redis = None,
+    strategy: StrategyOption = "batched",
 ) -> None:
     """Run the HTTP service (API docs at /docs)."""
-    settings = _settings(data_dir, database, redis, host=host, port=port)
+    settings = _settings(data_dir, database, redis, host=host, port=port, strategy=strategy)
     console.print(f"stockd listening on http://{host}:{port} (docs: /docs, data: {settings.database_url})")
     asyncio.run(_serve(settings))
 
@@ -164,8 +175,11 @@ def _settings(
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
+    strategy: str = "batched",
 ) -> Settings:
-    settings = Settings(host=host, port=port, data_dir=data_dir, database=database, redis=redis)
+    settings = Settings(
+        host=host, port=port, data_dir=data_dir, database=database, redis=redis, strategy=strategy
+    )
     from stockd.bootstrap import check_supported
 
     try:

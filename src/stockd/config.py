@@ -22,10 +22,15 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     database: str | None = None
     redis: str | None = None
+    strategy: str = "batched"
 
     @property
     def database_url(self) -> str:
         return self.database or f"sqlite:///{self.data_dir / SQLITE_FILE}"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.database_url.startswith(("postgresql:", "postgres:", "postgresql+asyncpg:"))
 
     def sqlite_path(self) -> Path:
         """The SQLite file a ``sqlite:///path`` URL names (relative paths as given)."""

@@ -19,8 +19,9 @@ from stockd.domain.clock import SystemClock
 from stockd.domain.commands import Receive, RequestedLine, Reserve
 from stockd.domain.model import MAX_QUANTITY, Product, Warehouse
 from stockd.engine.batcher import DEFAULT_MAX_BATCH
-from stockd.engine.sql.sqlite import SqliteEngine
+from stockd.engine.sql.engine import SqlEngine
 from stockd.service import new_reservation_id
+from stockd.store.sql_store import SqlStore
 from stockd.store.sqlite import SqliteDatabase
 
 WAREHOUSE = "bench"
@@ -49,14 +50,14 @@ async def measure_sqlite(
     with tempfile.TemporaryDirectory(prefix="stockd-bench-") as directory:
         database = await asyncio.to_thread(SqliteDatabase, Path(directory) / "bench.db")
         batch_sizes: list[int] = []
-        engine = SqliteEngine(database, clock, max_batch=max_batch, on_batch=batch_sizes.append)
+        engine = SqlEngine(database, clock, max_batch=max_batch, on_batch=batch_sizes.append)
         try:
             names = await _seed(database, engine, skus)
             batch_sizes.clear()
             latencies = await _run_callers(engine, names, seconds, concurrency)
         finally:
             await engine.close()
-            database.close()
+            await database.close()
     elapsed = latencies.pop()  # the last entry is the wall time of the run
     ordered = sorted(latencies)
     return ThroughputResult(
@@ -71,10 +72,8 @@ async def measure_sqlite(
     )
 
 
-async def _seed(database: SqliteDatabase, engine: SqliteEngine, skus: int) -> list[str]:
-    from stockd.store.sqlite import SqliteStore
-
-    store = SqliteStore(database)
+async def _seed(database: SqliteDatabase, engine: SqlEngine, skus: int) -> list[str]:
+    store = SqlStore(database)
     now = SystemClock().now()
     await store.put_warehouse(Warehouse(WAREHOUSE, "bench", 0.0, 0.0, "UTC", now, now))
     names = [f"SKU-{i}" for i in range(skus)]
@@ -84,9 +83,7 @@ async def _seed(database: SqliteDatabase, engine: SqliteEngine, skus: int) -> li
     return names
 
 
-async def _run_callers(
-    engine: SqliteEngine, names: list[str], seconds: float, concurrency: int
-) -> list[float]:
+async def _run_callers(engine: SqlEngine, names: list[str], seconds: float, concurrency: int) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     choose = random.Random(7).choice

@@ -8,14 +8,14 @@ either both exist or neither does: a retried request is never applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from stockd.domain.book import Outcome, StockBook
 from stockd.domain.commands import Command
-from stockd.domain.errors import StockdError
+from stockd.domain.errors import IdempotencyKeyReused, StockdError
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,33 +53,56 @@ class Submission:
     claim: IdempotencyClaim | None = None
 
 
-Decision = Outcome | StockdError
+Decision = Outcome | StoredResponse | StockdError
+"""What a submission comes to: a new outcome, the stored answer of an earlier request, or a refusal."""
 
 
 class Engine(Protocol):
-    async def execute(self, command: Command, claim: IdempotencyClaim | None = None) -> Outcome:
-        """Apply one command durably; raise the ``StockdError`` that refused it."""
+    async def execute(
+        self, command: Command, claim: IdempotencyClaim | None = None
+    ) -> Outcome | StoredResponse:
+        """Apply one command durably; raise the ``StockdError`` that refused it.
+
+        With a claim whose key was already used, the stored first answer comes back instead.
+        """
         ...
 
     async def close(self) -> None: ...
 
 
 def decide_batch(
-    book: StockBook, submissions: Sequence[Submission], now: datetime
+    book: StockBook,
+    submissions: Sequence[Submission],
+    now: datetime,
+    stored: Mapping[tuple[str, str], IdempotencyRecord] | None = None,
 ) -> tuple[list[Decision], list[IdempotencyRecord]]:
-    """Decide every submission in order; a refusal is an answer, not a failure of the batch."""
+    """Decide every submission in order; a refusal is an answer, not a failure of the batch.
+
+    ``stored`` holds the records, read inside the same transaction, of keys the
+    submissions claim: a key that already has one is answered from it, not run again.
+    """
     decisions: list[Decision] = []
     records: list[IdempotencyRecord] = []
     for submission in submissions:
+        claim = submission.claim
+        earlier = None if claim is None or stored is None else stored.get((claim.principal, claim.key))
+        if earlier is not None and claim is not None:
+            decisions.append(_replay(earlier, claim))
+            continue
         decision: Decision
         try:
             decision = book.decide(submission.command, now)
         except StockdError as refusal:
             decision = refusal
         decisions.append(decision)
-        claim = submission.claim
         if claim is not None:
             records.append(
                 IdempotencyRecord(claim.principal, claim.key, claim.fingerprint, claim.record(decision), now)
             )
     return decisions, records
+
+
+def _replay(earlier: IdempotencyRecord, claim: IdempotencyClaim) -> StoredResponse | StockdError:
+    if earlier.fingerprint != claim.fingerprint:
+        return IdempotencyKeyReused(f"Idempotency-Key {claim.key!r} was already used for a different request")
+    return earlier.response

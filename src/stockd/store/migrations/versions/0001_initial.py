@@ -54,6 +54,8 @@ def upgrade() -> None:
         sa.Column("quantity_reserved", sa.BigInteger, nullable=False),
         sa.Column("reorder_point", sa.BigInteger),
         sa.Column("reorder_quantity", sa.BigInteger),
+        # Bumped by every change; the optimistic strategy writes only if it is unchanged.
+        sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
         # The database itself refuses negative availability, whatever the code above it does.
         sa.CheckConstraint(
             "quantity_reserved >= 0 AND quantity_reserved <= quantity_on_hand",

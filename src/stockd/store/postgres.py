@@ -1,0 +1,136 @@
+"""PostgreSQL through an asyncpg connection pool: the ledger of record for teams beyond one file.
+
+Statements are written with ``?`` placeholders like everywhere in stockd and
+numbered ``$1, $2, …`` here (once per distinct statement). A database that
+cannot be reached — down, restarting, out of connections — makes the request
+fail whole with ``Unavailable`` (503) instead of hanging: acquiring a
+connection and running a statement are both bounded in time. The pool opens
+fresh connections by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from functools import lru_cache
+from typing import Any, Literal
+
+import asyncpg
+
+from stockd.domain.errors import Unavailable
+from stockd.store.migrate import upgrade_to_head
+from stockd.store.sql import Row
+
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+STATEMENT_TIMEOUT_SECONDS = 30.0
+POOL_SIZE = 20
+
+# Failures that say "the database is not there right now", not "this request is wrong".
+UNREACHABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+@lru_cache(maxsize=1024)
+def numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (no statement of stockd has a literal ``?``)."""
+    counter = iter(range(1, 10_000))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg takes ``postgresql://``; SQLAlchemy-style ``postgresql+asyncpg://`` is accepted too."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+
+
+@contextmanager
+def unreachable_as_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except UNREACHABLE as error:
+        raise Unavailable(f"PostgreSQL cannot be reached right now ({error!r}); retry shortly") from error
+
+
+class PostgresSession:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with unreachable_as_unavailable():
+            return list(await self._connection.fetch(numbered(sql), *params))
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with unreachable_as_unavailable():
+            status: str = await self._connection.execute(numbered(sql), *params)
+        # "UPDATE 3", "INSERT 0 1", "DELETE 0": the last word is the row count.
+        return int(status.rsplit(" ", 1)[-1]) if status[-1].isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with unreachable_as_unavailable():
+                await self._connection.executemany(numbered(sql), rows)
+
+    async def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with unreachable_as_unavailable():
+                await self._connection.copy_records_to_table(table, records=rows, columns=list(columns))
+
+
+class PostgresDatabase:
+    dialect: Literal["postgresql"] = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = POOL_SIZE) -> PostgresDatabase:
+        """Migrate the schema to the newest revision, then open the pool."""
+        dsn = asyncpg_dsn(url)
+        await asyncio.to_thread(upgrade_to_head, dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+        with unreachable_as_unavailable():
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                command_timeout=STATEMENT_TIMEOUT_SECONDS,
+            )
+        return cls(pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresSession]:
+        with unreachable_as_unavailable():
+            connection = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        try:
+            transaction = connection.transaction()
+            with unreachable_as_unavailable():
+                await transaction.start()
+            try:
+                yield PostgresSession(connection)
+            except BaseException:
+                with unreachable_as_unavailable():
+                    await transaction.rollback()
+                raise
+            with unreachable_as_unavailable():
+                await transaction.commit()
+        finally:
+            await self._pool.release(connection)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with unreachable_as_unavailable():
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+                return list(await connection.fetch(numbered(sql), *params))
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,98 @@
+"""Stored rows into domain values, for every SQL database: the column lists and their readers."""
+
+from __future__ import annotations
+
+from stockd.domain.model import (
+    Movement,
+    MovementType,
+    Product,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    Warehouse,
+)
+from stockd.store.codec import decode_dimensions, decode_lines, from_millis
+from stockd.store.sql import Row
+
+PRODUCT_COLUMNS = "sku, name, description, weight_grams, dimensions_mm, created_at, updated_at"
+WAREHOUSE_COLUMNS = (
+    "warehouse_id, name, latitude, longitude, timezone, handling_hours, active, created_at, updated_at"
+)
+LEVEL_COLUMNS = "sku, warehouse_id, quantity_on_hand, quantity_reserved, reorder_point, reorder_quantity"
+RESERVATION_COLUMNS = "id, order_id, status, created_at, expires_at, updated_at, lines"
+MOVEMENT_INSERT_COLUMNS = (
+    "sku",
+    "warehouse_id",
+    "type",
+    "quantity",
+    "on_hand_delta",
+    "reserved_delta",
+    "reference_type",
+    "reference_id",
+    "reason",
+    "created_at",
+)
+MOVEMENT_COLUMNS = "id, " + ", ".join(MOVEMENT_INSERT_COLUMNS)
+
+
+def product_from_row(row: Row) -> Product:
+    sku, name, description, weight_grams, dimensions, created_at, updated_at = row
+    return Product(
+        sku=sku,
+        name=name,
+        description=description,
+        weight_grams=weight_grams,
+        dimensions_mm=decode_dimensions(dimensions),
+        created_at=from_millis(created_at),
+        updated_at=from_millis(updated_at),
+    )
+
+
+def warehouse_from_row(row: Row) -> Warehouse:
+    warehouse_id, name, latitude, longitude, timezone, handling_hours, active, created, updated = row
+    return Warehouse(
+        warehouse_id=warehouse_id,
+        name=name,
+        latitude=latitude,
+        longitude=longitude,
+        timezone=timezone,
+        handling_hours=handling_hours,
+        active=bool(active),
+        created_at=from_millis(created),
+        updated_at=from_millis(updated),
+    )
+
+
+def level_from_row(row: Row) -> StockLevel:
+    return StockLevel(*row)
+
+
+def reservation_from_row(row: Row) -> Reservation:
+    reservation_id, order_id, status, created_at, expires_at, updated_at, lines = row
+    return Reservation(
+        id=reservation_id,
+        order_id=order_id,
+        status=ReservationStatus(status),
+        created_at=from_millis(created_at),
+        expires_at=from_millis(expires_at),
+        updated_at=from_millis(updated_at) if updated_at is not None else None,
+        lines=decode_lines(lines),
+    )
+
+
+def movement_from_row(row: Row) -> Movement:
+    (movement_id, sku, warehouse_id, kind, quantity, on_hand_delta, reserved_delta,
+     reference_type, reference_id, reason, created_at) = row  # fmt: skip
+    return Movement(
+        id=str(movement_id),
+        sku=sku,
+        warehouse_id=warehouse_id,
+        type=MovementType(kind),
+        quantity=quantity,
+        on_hand_delta=on_hand_delta,
+        reserved_delta=reserved_delta,
+        reference_type=reference_type,
+        reference_id=reference_id,
+        reason=reason,
+        created_at=from_millis(created_at),
+    )

@@ -1,0 +1,196 @@
+"""Catalog, history and idempotency reads and writes, on any SQL database of stockd."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from stockd.domain.model import Movement, Product, Reservation, StockLevel, Warehouse
+from stockd.engine.base import IdempotencyRecord, StoredResponse
+from stockd.store.base import Mismatch, MovementFilter, Reconciliation
+from stockd.store.codec import encode_dimensions, from_millis, to_millis
+from stockd.store.pagination import Page, decode_cursor, make_page
+from stockd.store.rows import (
+    LEVEL_COLUMNS,
+    MOVEMENT_COLUMNS,
+    PRODUCT_COLUMNS,
+    RESERVATION_COLUMNS,
+    WAREHOUSE_COLUMNS,
+    level_from_row,
+    movement_from_row,
+    product_from_row,
+    reservation_from_row,
+    warehouse_from_row,
+)
+from stockd.store.sql import Database
+
+# Levels with the sums of their movements; a level with no movements sums to zero.
+RECONCILIATION_QUERY = """
+SELECT l.sku, l.warehouse_id, l.quantity_on_hand, l.quantity_reserved,
+       CAST(COALESCE(m.on_hand, 0) AS BIGINT), CAST(COALESCE(m.reserved, 0) AS BIGINT)
+FROM stock_levels AS l
+LEFT JOIN (
+    SELECT sku, warehouse_id, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved
+    FROM movements GROUP BY sku, warehouse_id
+) AS m ON m.sku = l.sku AND m.warehouse_id = l.warehouse_id
+ORDER BY l.sku, l.warehouse_id
+"""
+
+
+class SqlStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def put_product(self, product: Product) -> tuple[Product, bool]:
+        values = (
+            product.sku,
+            product.name,
+            product.description,
+            product.weight_grams,
+            encode_dimensions(product.dimensions_mm),
+            to_millis(product.created_at),
+            to_millis(product.updated_at),
+        )
+        row, created = await self._upsert(
+            f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (?,?,?,?,?,?,?) "
+            f"ON CONFLICT (sku) DO NOTHING RETURNING {PRODUCT_COLUMNS}",
+            "UPDATE products SET name = ?, description = ?, weight_grams = ?, dimensions_mm = ?, "
+            f"updated_at = ? WHERE sku = ? RETURNING {PRODUCT_COLUMNS}",
+            values,
+            (*values[1:5], values[6], values[0]),
+        )
+        return product_from_row(row), created
+
+    async def put_warehouse(self, warehouse: Warehouse) -> tuple[Warehouse, bool]:
+        values = (
+            warehouse.warehouse_id,
+            warehouse.name,
+            warehouse.latitude,
+            warehouse.longitude,
+            warehouse.timezone,
+            warehouse.handling_hours,
+            warehouse.active,
+            to_millis(warehouse.created_at),
+            to_millis(warehouse.updated_at),
+        )
+        row, created = await self._upsert(
+            f"INSERT INTO warehouses ({WAREHOUSE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
+            f"ON CONFLICT (warehouse_id) DO NOTHING RETURNING {WAREHOUSE_COLUMNS}",
+            "UPDATE warehouses SET name = ?, latitude = ?, longitude = ?, timezone = ?, handling_hours = ?, "
+            f"active = ?, updated_at = ? WHERE warehouse_id = ? RETURNING {WAREHOUSE_COLUMNS}",
+            values,
+            (*values[1:7], values[8], values[0]),
+        )
+        return warehouse_from_row(row), created
+
+    async def _upsert(
+        self, insert: str, update: str, insert_values: tuple[object, ...], update_values: tuple[object, ...]
+    ) -> tuple[tuple[object, ...], bool]:
+        """Create the row, or replace it keeping its ``created_at``; says which happened."""
+        async with self.database.transaction() as session:
+            inserted = await session.fetch(insert, insert_values)
+            if inserted:
+                return tuple(inserted[0]), True
+            updated = await session.fetch(update, update_values)
+            return tuple(updated[0]), False
+
+    async def get_product(self, sku: str) -> Product | None:
+        rows = await self.database.fetch(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE sku = ?", (sku,))
+        return product_from_row(rows[0]) if rows else None
+
+    async def list_products(self, limit: int, cursor: str | None) -> Page[Product]:
+        after = decode_cursor(cursor, (str,))
+        rows = await self.database.fetch(
+            f"SELECT {PRODUCT_COLUMNS} FROM products WHERE sku > ? ORDER BY sku LIMIT ?",
+            ("" if after is None else after[0], limit + 1),
+        )
+        return make_page([product_from_row(r) for r in rows], limit, lambda p: (p.sku,))
+
+    async def get_warehouse(self, warehouse_id: str) -> Warehouse | None:
+        rows = await self.database.fetch(
+            f"SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id = ?", (warehouse_id,)
+        )
+        return warehouse_from_row(rows[0]) if rows else None
+
+    async def list_warehouses(self, limit: int, cursor: str | None) -> Page[Warehouse]:
+        after = decode_cursor(cursor, (str,))
+        rows = await self.database.fetch(
+            f"SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id > ? ORDER BY warehouse_id LIMIT ?",
+            ("" if after is None else after[0], limit + 1),
+        )
+        return make_page([warehouse_from_row(r) for r in rows], limit, lambda w: (w.warehouse_id,))
+
+    async def levels_of_sku(self, sku: str) -> list[StockLevel]:
+        rows = await self.database.fetch(
+            f"SELECT {LEVEL_COLUMNS} FROM stock_levels WHERE sku = ? ORDER BY warehouse_id", (sku,)
+        )
+        return [level_from_row(r) for r in rows]
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None:
+        rows = await self.database.fetch(
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?", (reservation_id,)
+        )
+        return reservation_from_row(rows[0]) if rows else None
+
+    async def list_reservations(self, order_id: str, limit: int, cursor: str | None) -> Page[Reservation]:
+        created_after, id_after = decode_cursor(cursor, (int, str)) or (-1, "")
+        rows = await self.database.fetch(
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ? "
+            "AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?",
+            (order_id, created_after, created_after, id_after, limit + 1),
+        )
+        return make_page(
+            [reservation_from_row(r) for r in rows], limit, lambda r: (to_millis(r.created_at), r.id)
+        )
+
+    async def lapsed_reservation_ids(self, now: datetime, limit: int) -> list[str]:
+        rows = await self.database.fetch(
+            "SELECT id FROM reservations WHERE status = 'pending' AND expires_at <= ? "
+            "ORDER BY expires_at LIMIT ?",
+            (to_millis(now), limit),
+        )
+        return [row[0] for row in rows]
+
+    async def list_movements(self, where: MovementFilter, limit: int, cursor: str | None) -> Page[Movement]:
+        after = decode_cursor(cursor, (int,))
+        conditions, parameters = ["id > ?"], [0 if after is None else after[0]]
+        for column in ("sku", "warehouse_id", "reference_id"):
+            value = getattr(where, column)
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
+        rows = await self.database.fetch(
+            f"SELECT {MOVEMENT_COLUMNS} FROM movements WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
+            (*parameters, limit + 1),
+        )
+        return make_page([movement_from_row(r) for r in rows], limit, lambda m: (int(m.id or 0),))
+
+    async def reconcile(self) -> Reconciliation:
+        rows = await self.database.fetch(RECONCILIATION_QUERY)
+        mismatches = [
+            Mismatch(sku, warehouse_id, on_hand, ledger_on_hand, reserved, ledger_reserved)
+            for sku, warehouse_id, on_hand, reserved, ledger_on_hand, ledger_reserved in rows
+            if (on_hand, reserved) != (ledger_on_hand, ledger_reserved)
+        ]
+        return Reconciliation(levels_checked=len(rows), mismatches=mismatches)
+
+    async def find_idempotency_record(self, principal: str, key: str) -> IdempotencyRecord | None:
+        rows = await self.database.fetch(
+            "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys "
+            "WHERE principal = ? AND key = ?",
+            (principal, key),
+        )
+        if not rows:
+            return None
+        fingerprint, status_code, body, created_at = rows[0]
+        return IdempotencyRecord(
+            principal, key, fingerprint, StoredResponse(status_code, bytes(body)), from_millis(created_at)
+        )
+
+    async def forget_idempotency_records(self, older_than: datetime) -> int:
+        async with self.database.transaction() as session:
+            return await session.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?", (to_millis(older_than),)
+            )
+
+    async def close(self) -> None:
+        await self.database.close()
