@@ -1,23 +1,38 @@
 """Fixtures shared by every test: a fake clock, and the service behind a real ASGI client.
 
-``engine`` is parametrized over every engine stockd ships, so the contract
-suite runs unchanged on each of them; later engines add themselves to
-``ENGINES``.
+``engine`` is parametrized over every engine and strategy stockd ships, so the
+contract suite runs unchanged on each of them. PostgreSQL tests use the real
+server of this machine (``STOCKD_TEST_POSTGRES``, default
+``postgresql://postgres@127.0.0.1:5432/postgres``): each test run creates a
+database of its own and drops it at the end; each test starts from empty tables.
+A PostgreSQL that cannot be reached fails those tests loudly; it never skips them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from stockd.api.app import create_app
 from stockd.config import Settings
 from stockd.domain.clock import FakeClock, SystemClock
+from stockd.store.postgres import asyncpg_dsn
 
-ENGINES = ["sqlite"]
+STRATEGIES = ["batched", "lock", "optimistic", "atomic"]
+ENGINES = [f"{dialect}-{strategy}" for dialect in ("sqlite", "postgresql") for strategy in STRATEGIES]
+DEFAULT_ENGINES = ["sqlite-batched", "postgresql-batched"]
+"""For tests of the HTTP edge alone, where the strategy cannot matter: one engine per database."""
+
+ADMIN_URL = os.environ.get("STOCKD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+TABLES = ("idempotency_keys", "movements", "reservations", "stock_levels", "warehouses", "products")
 
 
 @pytest.fixture(params=ENGINES)
@@ -25,11 +40,47 @@ def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this test run's own, created on first use and dropped at the end."""
+    name = f"stockd_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    administer(f'CREATE DATABASE "{name}"')
+    yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    administer(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def administer(statement: str) -> None:
+    """Run one statement as the administrator, from sync code that may sit inside a running loop."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
+
+
+async def empty_tables(url: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        exists = await connection.fetchval("SELECT to_regclass('movements') IS NOT NULL")
+        if exists:
+            await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
-def settings(engine: str, tmp_path: Path) -> Settings:
-    if engine == "sqlite":
-        return Settings(data_dir=tmp_path / "data")
-    raise AssertionError(f"unknown engine {engine}")
+async def settings(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    dialect, strategy = engine.split("-")
+    if dialect == "sqlite":
+        return Settings(data_dir=tmp_path / "data", strategy=strategy)
+    url: str = request.getfixturevalue("postgres_database")
+    await empty_tables(url)
+    return Settings(database=url, strategy=strategy)
 
 
 @pytest.fixture
@@ -69,7 +120,6 @@ async def seed(
     assert response.status_code in (200, 201), response.text
     if quantity:
         response = await client.post(
-            "/v1/stock/receive",
-            json={"sku": sku, "warehouse_id": warehouse_id, "quantity": quantity},
+            "/v1/stock/receive", json={"sku": sku, "warehouse_id": warehouse_id, "quantity": quantity}
         )
         assert response.status_code == 200, response.text

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import seed
+from tests.conftest import DEFAULT_ENGINES, seed
 from tests.contract.support import (
     Client,
     assert_json,
@@ -28,6 +28,13 @@ from tests.contract.support import (
     snapshot,
     stock,
 )
+
+
+@pytest.fixture(params=DEFAULT_ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Validation happens at the HTTP edge, before any strategy runs: one engine per database suffices."""
+    return str(request.param)
+
 
 RECEIVE: dict[str, Any] = {"sku": "A-1", "warehouse_id": "ber", "quantity": 1}
 ADJUST: dict[str, Any] = {"sku": "A-1", "warehouse_id": "ber", "delta": -1, "reason": "lost"}

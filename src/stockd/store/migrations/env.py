@@ -17,10 +17,10 @@ MIGRATION_LOCK_ID = 7_020_011
 
 
 def run_migrations(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
     context.configure(connection=connection, target_metadata=None)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
         context.run_migrations()
 
 
