@@ -19,7 +19,8 @@ WAREHOUSE_COLUMNS = (
     "warehouse_id, name, latitude, longitude, timezone, handling_hours, active, created_at, updated_at"
 )
 LEVEL_COLUMNS = "sku, warehouse_id, quantity_on_hand, quantity_reserved, reorder_point, reorder_quantity"
-RESERVATION_COLUMNS = "id, order_id, status, created_at, expires_at, updated_at, lines"
+RESERVATION_INSERT_COLUMNS = ("id", "order_id", "status", "created_at", "expires_at", "updated_at", "lines")
+RESERVATION_COLUMNS = ", ".join(RESERVATION_INSERT_COLUMNS)
 MOVEMENT_INSERT_COLUMNS = (
     "sku",
     "warehouse_id",

@@ -32,7 +32,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import asyncpg
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from stockd.domain.book import Outcome, StockBook, needs_of
 from stockd.domain.clock import Clock
@@ -53,6 +53,7 @@ from stockd.store.rows import (
     LEVEL_COLUMNS,
     MOVEMENT_INSERT_COLUMNS,
     RESERVATION_COLUMNS,
+    RESERVATION_INSERT_COLUMNS,
     WAREHOUSE_COLUMNS,
     level_from_row,
     reservation_from_row,
@@ -60,8 +61,13 @@ from stockd.store.rows import (
 )
 from stockd.store.sql import Database, Dialect, Session, chunks, for_update, member_of, pairs_in
 
-MAX_ATTEMPTS = 50
-"""Tries of a transaction that keeps losing races; each retry waits a random 0–2^n ms, at most 50 ms."""
+RETRY_BUDGET_SECONDS = 20.0
+"""How long a transaction that keeps losing races is retried before the caller gets a 503.
+
+Each retry waits a random 0–2^n ms, at most 100 ms (full jitter), so contenders
+spread out instead of colliding again. Bounded by time rather than by count: on
+a hot row the optimistic strategy can lose many rounds in a row, and a caller
+deserves an answer from the data, not from a retry counter."""
 
 SQLITE_MAX_PARAMETERS = 900
 
@@ -130,8 +136,8 @@ class SqlEngine:
 
     async def _with_retries(self, submissions: Sequence[Submission], mode: Strategy) -> list[Decision]:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(MAX_ATTEMPTS),
-            wait=wait_random_exponential(multiplier=0.001, max=0.05),
+            stop=stop_after_delay(RETRY_BUDGET_SECONDS),
+            wait=wait_random_exponential(multiplier=0.001, max=0.1),
             retry=retry_if_exception_type(RETRYABLE),
             reraise=True,
         )
@@ -141,7 +147,7 @@ class SqlEngine:
                     return await self._transaction(submissions, mode)
         except RETRYABLE as error:
             raise Unavailable(
-                f"gave up after {MAX_ATTEMPTS} attempts lost to concurrent writers; retry"
+                f"gave up after {RETRY_BUDGET_SECONDS:g} s of losing to concurrent writers; retry"
             ) from error
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -282,8 +288,9 @@ async def write(
     book = loaded.book
     at = to_millis(now)
     await _write_levels(session, loaded, mode)
-    await session.executemany(
-        f"INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+    await session.insert_many(
+        "reservations",
+        RESERVATION_INSERT_COLUMNS,
         [
             (
                 r.id,
@@ -317,9 +324,9 @@ async def write(
             for m in book.movements
         ],
     )
-    await session.executemany(
-        "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, body, created_at) "
-        "VALUES (?,?,?,?,?,?)",
+    await session.insert_many(
+        "idempotency_keys",
+        ("principal", "key", "fingerprint", "status_code", "body", "created_at"),
         [(r.principal, r.key, r.fingerprint, r.response.status_code, r.response.body, at) for r in records],
     )
 
