@@ -32,7 +32,6 @@ DEFAULT_ENGINES = ["sqlite-batched", "postgresql-batched"]
 """For tests of the HTTP edge alone, where the strategy cannot matter: one engine per database."""
 
 ADMIN_URL = os.environ.get("STOCKD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("idempotency_keys", "movements", "reservations", "stock_levels", "warehouses", "products")
 
 
 @pytest.fixture(params=ENGINES)
@@ -66,9 +65,11 @@ def administer(statement: str) -> None:
 async def empty_tables(url: str) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        exists = await connection.fetchval("SELECT to_regclass('movements') IS NOT NULL")
-        if exists:
-            await connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            await connection.execute(f"TRUNCATE {', '.join(t['tablename'] for t in tables)} RESTART IDENTITY")
     finally:
         await connection.close()
 

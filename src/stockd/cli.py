@@ -91,13 +91,16 @@ def stock(
 ) -> None:
     """Show a SKU's stock in every warehouse."""
     summary = _with_service(_settings(data_dir, database), lambda service: service.stock_of(sku))
-    table = Table("warehouse", "on hand", "reserved", "available", "reorder point", "reorder qty", title=sku)
+    table = Table(
+        "warehouse", "on hand", "reserved", "available", "in transit", "reorder point", "reorder qty", title=sku
+    )  # fmt: skip
     for level in summary.levels:
         table.add_row(
             level.warehouse_id,
             str(level.quantity_on_hand),
             str(level.quantity_reserved),
             str(level.quantity_available),
+            str(summary.in_transit.get(level.warehouse_id, 0)),
             _optional(level.reorder_point),
             _optional(level.reorder_quantity),
         )
@@ -107,6 +110,7 @@ def stock(
         str(summary.quantity_on_hand),
         str(summary.quantity_reserved),
         str(summary.quantity_available),
+        str(summary.quantity_in_transit),
         "",
         "",
         style="bold",

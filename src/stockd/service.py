@@ -22,6 +22,7 @@ from stockd.domain.model import (
     Product,
     Reservation,
     StockLevel,
+    Transfer,
     Warehouse,
 )
 from stockd.engine.base import Engine, IdempotencyClaim, StoredResponse
@@ -37,10 +38,21 @@ def new_reservation_id() -> str:
     return f"{time.time_ns() // 1_000_000:011x}{os.urandom(8).hex()}"
 
 
+def new_transfer_id() -> str:
+    return new_reservation_id()
+
+
 @dataclass(frozen=True, slots=True)
 class StockSummary:
+    """A SKU's levels, and what is on its way to each warehouse."""
+
     sku: str
     levels: list[StockLevel]
+    in_transit: dict[str, int]
+
+    @property
+    def quantity_in_transit(self) -> int:
+        return sum(self.in_transit.values())
 
     @property
     def quantity_on_hand(self) -> int:
@@ -129,15 +141,28 @@ class StockService:
 
     async def stock_of(self, sku: str) -> StockSummary:
         await self.get_product(sku)
-        return StockSummary(sku, await self.store.levels_of_sku(sku))
+        levels, in_transit = await asyncio.gather(
+            self.store.levels_of_sku(sku), self.store.in_transit_to(sku)
+        )
+        # A warehouse with stock on its way but none yet on hand is listed too.
+        held = {level.warehouse_id for level in levels}
+        levels += [StockLevel(sku, warehouse_id) for warehouse_id in sorted(in_transit.keys() - held)]
+        return StockSummary(sku, levels, in_transit)
 
-    async def level_of(self, sku: str, warehouse_id: str) -> StockLevel:
+    async def level_of(self, sku: str, warehouse_id: str) -> tuple[StockLevel, int]:
+        """One level and the units on their way to it."""
         summary = await self.stock_of(sku)
         for level in summary.levels:
             if level.warehouse_id == warehouse_id:
-                return level
+                return level, summary.in_transit.get(warehouse_id, 0)
         await self.get_warehouse(warehouse_id)
         raise NotFound(f"no stock of {sku!r} has ever been in warehouse {warehouse_id!r}")
+
+    async def get_transfer(self, transfer_id: str) -> Transfer:
+        transfer = await self.store.get_transfer(transfer_id)
+        if transfer is None:
+            raise NotFound(f"transfer {transfer_id!r} does not exist")
+        return transfer
 
     # -- reservations -------------------------------------------------------------------
 

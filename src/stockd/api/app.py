@@ -13,7 +13,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
 from stockd.api.problems import EXCEPTION_HANDLERS
-from stockd.api.routes import catalog, ledger, operations, reservations, stock
+from stockd.api.routes import catalog, ledger, operations, reservations, stock, transfers
 from stockd.api.strict import reject_loose_bodies
 from stockd.bootstrap import build_service
 from stockd.config import Settings
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *catalog.HANDLERS,
             *stock.HANDLERS,
             *reservations.HANDLERS,
+            *transfers.HANDLERS,
             *ledger.HANDLERS,
             *operations.HANDLERS,
         ],

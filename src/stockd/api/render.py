@@ -8,7 +8,7 @@ from typing import Any
 from stockd.api import schemas as s
 from stockd.domain.book import Outcome
 from stockd.domain.errors import StockdError
-from stockd.domain.model import Movement, Product, Reservation, StockLevel, Warehouse
+from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.engine.base import StoredResponse
 from stockd.service import StockSummary
 from stockd.store.base import Reconciliation
@@ -71,7 +71,7 @@ def warehouse(w: Warehouse) -> s.WarehouseOut:
     )
 
 
-def level(lvl: StockLevel) -> s.LevelOut:
+def level(lvl: StockLevel, in_transit: int | None = None) -> s.LevelOut:
     return s.LevelOut(
         warehouse_id=lvl.warehouse_id,
         quantity_on_hand=lvl.quantity_on_hand,
@@ -79,10 +79,11 @@ def level(lvl: StockLevel) -> s.LevelOut:
         quantity_available=lvl.quantity_available,
         reorder_point=lvl.reorder_point,
         reorder_quantity=lvl.reorder_quantity,
+        quantity_in_transit=in_transit,
     )
 
 
-def sku_level(lvl: StockLevel) -> s.SkuLevelOut:
+def sku_level(lvl: StockLevel, in_transit: int | None = None) -> s.SkuLevelOut:
     return s.SkuLevelOut(
         sku=lvl.sku,
         warehouse_id=lvl.warehouse_id,
@@ -91,6 +92,7 @@ def sku_level(lvl: StockLevel) -> s.SkuLevelOut:
         quantity_available=lvl.quantity_available,
         reorder_point=lvl.reorder_point,
         reorder_quantity=lvl.reorder_quantity,
+        quantity_in_transit=in_transit,
     )
 
 
@@ -100,7 +102,8 @@ def stock(summary: StockSummary) -> s.StockOut:
         quantity_on_hand=summary.quantity_on_hand,
         quantity_reserved=summary.quantity_reserved,
         quantity_available=summary.quantity_available,
-        warehouses=[level(lvl) for lvl in summary.levels],
+        quantity_in_transit=summary.quantity_in_transit,
+        warehouses=[level(lvl, summary.in_transit.get(lvl.warehouse_id, 0)) for lvl in summary.levels],
     )
 
 
@@ -112,6 +115,20 @@ def reservation(r: Reservation) -> s.ReservationOut:
         created_at=timestamp(r.created_at),
         expires_at=timestamp(r.expires_at),
         lines=[s.LineOut(line.sku, line.warehouse_id, line.quantity) for line in r.lines],
+    )
+
+
+def transfer(t: Transfer) -> s.TransferOut:
+    return s.TransferOut(
+        id=t.id,
+        sku=t.sku,
+        from_warehouse_id=t.from_warehouse_id,
+        to_warehouse_id=t.to_warehouse_id,
+        quantity=t.quantity,
+        status=t.status.value,
+        created_at=timestamp(t.created_at),
+        received_at=None if t.received_at is None else timestamp(t.received_at),
+        reference_id=t.reference_id,
     )
 
 
@@ -174,5 +191,11 @@ def outcome_response(outcome: Outcome | StockdError, success_status: int) -> Sto
     if isinstance(outcome, StockdError):
         doc = problem_of(outcome)
         return StoredResponse(doc.status, s.encode(doc))
-    body = reservation(outcome) if isinstance(outcome, Reservation) else sku_level(outcome)
+    body: s.ReservationOut | s.SkuLevelOut | s.TransferOut
+    if isinstance(outcome, Reservation):
+        body = reservation(outcome)
+    elif isinstance(outcome, Transfer):
+        body = transfer(outcome)
+    else:
+        body = sku_level(outcome)
     return StoredResponse(success_status, s.encode(body))

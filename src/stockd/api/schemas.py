@@ -97,16 +97,20 @@ class WarehouseOut(Struct):
 # -- stock -------------------------------------------------------------------------
 
 
-class LevelOut(Struct):
+InTransit = Annotated[int, Meta(description="units on their way to this warehouse in open transfers")]
+
+
+class LevelOut(Struct, omit_defaults=True):
     warehouse_id: str
     quantity_on_hand: int
     quantity_reserved: int
     quantity_available: int
     reorder_point: int | None
     reorder_quantity: int | None
+    quantity_in_transit: InTransit | None = None
 
 
-class SkuLevelOut(Struct):
+class SkuLevelOut(Struct, omit_defaults=True):
     sku: str
     warehouse_id: str
     quantity_on_hand: int
@@ -114,6 +118,7 @@ class SkuLevelOut(Struct):
     quantity_available: int
     reorder_point: int | None
     reorder_quantity: int | None
+    quantity_in_transit: InTransit | None = None
 
 
 class StockOut(Struct):
@@ -121,6 +126,7 @@ class StockOut(Struct):
     quantity_on_hand: int
     quantity_reserved: int
     quantity_available: int
+    quantity_in_transit: int
     warehouses: list[LevelOut]
 
 
@@ -149,6 +155,29 @@ class AdjustIn(Struct):
 class ReorderPolicyIn(Struct):
     reorder_point: NonNegative
     reorder_quantity: Annotated[int, Meta(ge=1, le=2**63 - 1)]
+
+
+# -- transfers ---------------------------------------------------------------------
+
+
+class TransferIn(Struct):
+    sku: Identifier
+    from_warehouse_id: Identifier
+    to_warehouse_id: Identifier
+    quantity: Quantity
+    reference_id: Reference | None = None
+
+
+class TransferOut(Struct):
+    id: str
+    sku: str
+    from_warehouse_id: str
+    to_warehouse_id: str
+    quantity: int
+    status: Literal["in_transit", "received"]
+    created_at: Timestamp
+    received_at: Timestamp | None
+    reference_id: str | None
 
 
 # -- reservations ------------------------------------------------------------------

@@ -11,7 +11,7 @@ balances the earlier ones left.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -24,6 +24,8 @@ from stockd.domain.commands import (
     Release,
     Reserve,
     SetReorderPolicy,
+    TransferIn,
+    TransferOut,
 )
 from stockd.domain.errors import (
     InsufficientStock,
@@ -45,13 +47,16 @@ from stockd.domain.model import (
     Reservation,
     ReservationStatus,
     StockLevel,
+    Transfer,
+    TransferStatus,
     Warehouse,
 )
 
-Outcome = Reservation | StockLevel
-"""What a successful command returns: the reservation or the level after the change."""
+Outcome = Reservation | StockLevel | Transfer
+"""What a successful command returns: the reservation, level or transfer after the change."""
 
 RESERVATION = "reservation"
+TRANSFER = "transfer"
 
 
 @dataclass(slots=True)
@@ -63,6 +68,14 @@ class Needs:
     level_keys: set[LevelKey] = field(default_factory=set)
     skus_in_any_warehouse: set[str] = field(default_factory=set)
     reservation_ids: set[str] = field(default_factory=set)
+    transfer_ids: set[str] = field(default_factory=set)
+
+    def add_transfer_levels(self, transfers: Iterable[Transfer]) -> None:
+        """Receiving a transfer touches its destination level."""
+        for transfer in transfers:
+            self.skus.add(transfer.sku)
+            self.warehouse_ids.add(transfer.to_warehouse_id)
+            self.level_keys.add((transfer.sku, transfer.to_warehouse_id))
 
     def add_reservation_lines(self, reservations: Iterable[Reservation]) -> None:
         """Confirm, release and expire touch the levels their reservation holds stock in."""
@@ -85,6 +98,12 @@ def needs_of(commands: Iterable[Command]) -> Needs:
                         needs.level_keys.add((line.sku, line.warehouse_id))
             case Confirm() | Release() | Expire():
                 needs.reservation_ids.add(command.reservation_id)
+            case TransferOut():
+                needs.skus.add(command.sku)
+                needs.warehouse_ids.update((command.from_warehouse_id, command.to_warehouse_id))
+                needs.level_keys.add((command.sku, command.from_warehouse_id))
+            case TransferIn():
+                needs.transfer_ids.add(command.transfer_id)
             case Receive() | Adjust() | SetReorderPolicy():
                 needs.skus.add(command.sku)
                 needs.warehouse_ids.add(command.warehouse_id)
@@ -102,6 +121,7 @@ class StockBook:
         warehouses: Mapping[str, Warehouse],
         levels: Iterable[StockLevel],
         reservations: Iterable[Reservation] = (),
+        transfers: Iterable[Transfer] = (),
     ) -> None:
         self._known_skus = set(known_skus)
         self._warehouses = dict(warehouses)
@@ -110,11 +130,14 @@ class StockBook:
         for level in levels:
             self._add_level(level)
         self._reservations = {r.id: r for r in reservations}
+        self._transfers = {t.id: t for t in transfers}
 
         self.movements: list[Movement] = []
         self.changed_levels: dict[LevelKey, StockLevel] = {}
         self.created_reservations: dict[str, Reservation] = {}
         self.updated_reservations: dict[str, Reservation] = {}
+        self.created_transfers: dict[str, Transfer] = {}
+        self.updated_transfers: dict[str, Transfer] = {}
 
     def decide(self, command: Command, now: datetime) -> Outcome:
         """Apply one command, or raise the ``StockdError`` that explains why not."""
@@ -260,6 +283,71 @@ class StockBook:
         )
         return level.snapshot()
 
+    # -- transfers ----------------------------------------------------------------
+
+    def _transfer_out(self, command: TransferOut, now: datetime) -> Transfer:
+        _check_quantity(command.quantity)
+        if command.from_warehouse_id == command.to_warehouse_id:
+            raise InvalidRequest("a transfer needs two different warehouses")
+        if command.to_warehouse_id not in self._warehouses:
+            raise NotFound(f"warehouse {command.to_warehouse_id!r} does not exist")
+        source = self._level_for_update(command.sku, command.from_warehouse_id)
+        if command.quantity > source.quantity_available:
+            raise InsufficientStock(
+                f"cannot send {command.quantity}: only {source.quantity_available} available "
+                f"in {command.from_warehouse_id}"
+            )
+        transfer = Transfer(
+            id=command.transfer_id,
+            sku=command.sku,
+            from_warehouse_id=command.from_warehouse_id,
+            to_warehouse_id=command.to_warehouse_id,
+            quantity=command.quantity,
+            status=TransferStatus.IN_TRANSIT,
+            created_at=now,
+            reference_id=command.reference_id,
+        )
+        self._move(
+            source,
+            MovementType.TRANSFER_OUT,
+            command.quantity,
+            -command.quantity,
+            0,
+            None,
+            now,
+            reference=(TRANSFER, transfer.id),
+        )
+        self._transfers[transfer.id] = transfer
+        self.created_transfers[transfer.id] = transfer
+        return transfer
+
+    def _transfer_in(self, command: TransferIn, now: datetime) -> Transfer:
+        transfer = self._transfers.get(command.transfer_id)
+        if transfer is None:
+            raise NotFound(f"transfer {command.transfer_id!r} does not exist")
+        if transfer.status is TransferStatus.RECEIVED:
+            return transfer
+        destination = self._level_for_update(transfer.sku, transfer.to_warehouse_id)
+        if destination.quantity_on_hand > MAX_BALANCE - transfer.quantity:
+            raise InvalidRequest("receiving this transfer would overflow the balance")
+        self._move(
+            destination,
+            MovementType.TRANSFER_IN,
+            transfer.quantity,
+            transfer.quantity,
+            0,
+            None,
+            now,
+            reference=(TRANSFER, transfer.id),
+        )
+        received = replace(transfer, status=TransferStatus.RECEIVED, received_at=now)
+        self._transfers[received.id] = received
+        if received.id in self.created_transfers:
+            self.created_transfers[received.id] = received
+        else:
+            self.updated_transfers[received.id] = received
+        return received
+
     def _set_reorder_policy(self, command: SetReorderPolicy, now: datetime) -> StockLevel:
         if command.reorder_point < 0 or command.reorder_quantity < 1:
             raise InvalidRequest("reorder_point must be at least 0 and reorder_quantity at least 1")
@@ -277,6 +365,8 @@ class StockBook:
         Receive: _receive,
         Adjust: _adjust,
         SetReorderPolicy: _set_reorder_policy,
+        TransferOut: _transfer_out,
+        TransferIn: _transfer_in,
     }
 
     def _level_for_update(self, sku: str, warehouse_id: str) -> StockLevel:

@@ -64,6 +64,25 @@ class Expire:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferOut:
+    """Send stock from one warehouse to another: it leaves the source now."""
+
+    transfer_id: str
+    sku: str
+    from_warehouse_id: str
+    to_warehouse_id: str
+    quantity: int
+    reference_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferIn:
+    """The transfer arrived: its stock enters the destination."""
+
+    transfer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetReorderPolicy:
     sku: str
     warehouse_id: str
@@ -71,5 +90,7 @@ class SetReorderPolicy:
     reorder_quantity: int
 
 
-Command = Receive | Adjust | Reserve | Confirm | Release | Expire | SetReorderPolicy
+Command = (
+    Receive | Adjust | Reserve | Confirm | Release | Expire | TransferOut | TransferIn | SetReorderPolicy
+)
 ReservationCommand = Confirm | Release | Expire

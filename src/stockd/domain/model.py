@@ -44,6 +44,11 @@ class ReservationStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class TransferStatus(StrEnum):
+    IN_TRANSIT = "in_transit"
+    RECEIVED = "received"
+
+
 class AdjustReason(StrEnum):
     DAMAGED = "damaged"
     LOST = "lost"
@@ -149,6 +154,21 @@ class Reservation:
 
     def moved_to(self, status: ReservationStatus, now: datetime) -> Reservation:
         return replace(self, status=status, updated_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Stock on its way from one warehouse to another: out of the source at once, in on receipt."""
+
+    id: str
+    sku: str
+    from_warehouse_id: str
+    to_warehouse_id: str
+    quantity: int
+    status: TransferStatus
+    created_at: datetime
+    received_at: datetime | None = None
+    reference_id: str | None = None
 
 
 @dataclass(slots=True)

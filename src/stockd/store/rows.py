@@ -9,9 +9,11 @@ from stockd.domain.model import (
     Reservation,
     ReservationStatus,
     StockLevel,
+    Transfer,
+    TransferStatus,
     Warehouse,
 )
-from stockd.store.codec import decode_dimensions, decode_lines, from_millis
+from stockd.store.codec import decode_dimensions, decode_lines, from_millis, to_millis
 from stockd.store.sql import Row
 
 PRODUCT_COLUMNS = "sku, name, description, weight_grams, dimensions_mm, created_at, updated_at"
@@ -21,6 +23,18 @@ WAREHOUSE_COLUMNS = (
 LEVEL_COLUMNS = "sku, warehouse_id, quantity_on_hand, quantity_reserved, reorder_point, reorder_quantity"
 RESERVATION_INSERT_COLUMNS = ("id", "order_id", "status", "created_at", "expires_at", "updated_at", "lines")
 RESERVATION_COLUMNS = ", ".join(RESERVATION_INSERT_COLUMNS)
+TRANSFER_INSERT_COLUMNS = (
+    "id",
+    "sku",
+    "from_warehouse_id",
+    "to_warehouse_id",
+    "quantity",
+    "status",
+    "reference_id",
+    "created_at",
+    "received_at",
+)
+TRANSFER_COLUMNS = ", ".join(TRANSFER_INSERT_COLUMNS)
 MOVEMENT_INSERT_COLUMNS = (
     "sku",
     "warehouse_id",
@@ -78,6 +92,35 @@ def reservation_from_row(row: Row) -> Reservation:
         expires_at=from_millis(expires_at),
         updated_at=from_millis(updated_at) if updated_at is not None else None,
         lines=decode_lines(lines),
+    )
+
+
+def transfer_from_row(row: Row) -> Transfer:
+    transfer_id, sku, source, destination, quantity, status, reference_id, created_at, received_at = row
+    return Transfer(
+        id=transfer_id,
+        sku=sku,
+        from_warehouse_id=source,
+        to_warehouse_id=destination,
+        quantity=quantity,
+        status=TransferStatus(status),
+        reference_id=reference_id,
+        created_at=from_millis(created_at),
+        received_at=None if received_at is None else from_millis(received_at),
+    )
+
+
+def transfer_to_row(transfer: Transfer) -> tuple[object, ...]:
+    return (
+        transfer.id,
+        transfer.sku,
+        transfer.from_warehouse_id,
+        transfer.to_warehouse_id,
+        transfer.quantity,
+        transfer.status.value,
+        transfer.reference_id,
+        to_millis(transfer.created_at),
+        None if transfer.received_at is None else to_millis(transfer.received_at),
     )
 
 

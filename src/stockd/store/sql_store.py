@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from stockd.domain.model import Movement, Product, Reservation, StockLevel, Warehouse
+from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.engine.base import IdempotencyRecord, StoredResponse
 from stockd.store.base import Mismatch, MovementFilter, Reconciliation
 from stockd.store.codec import encode_dimensions, from_millis, to_millis
@@ -14,11 +14,13 @@ from stockd.store.rows import (
     MOVEMENT_COLUMNS,
     PRODUCT_COLUMNS,
     RESERVATION_COLUMNS,
+    TRANSFER_COLUMNS,
     WAREHOUSE_COLUMNS,
     level_from_row,
     movement_from_row,
     product_from_row,
     reservation_from_row,
+    transfer_from_row,
     warehouse_from_row,
 )
 from stockd.store.sql import Database
@@ -124,6 +126,21 @@ class SqlStore:
             f"SELECT {LEVEL_COLUMNS} FROM stock_levels WHERE sku = ? ORDER BY warehouse_id", (sku,)
         )
         return [level_from_row(r) for r in rows]
+
+    async def in_transit_to(self, sku: str) -> dict[str, int]:
+        """Units of ``sku`` on their way, by destination warehouse."""
+        rows = await self.database.fetch(
+            "SELECT to_warehouse_id, CAST(SUM(quantity) AS BIGINT) FROM transfers "
+            "WHERE sku = ? AND status = 'in_transit' GROUP BY to_warehouse_id",
+            (sku,),
+        )
+        return {warehouse_id: int(quantity) for warehouse_id, quantity in rows}
+
+    async def get_transfer(self, transfer_id: str) -> Transfer | None:
+        rows = await self.database.fetch(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
+        )
+        return transfer_from_row(rows[0]) if rows else None
 
     async def get_reservation(self, reservation_id: str) -> Reservation | None:
         rows = await self.database.fetch(

@@ -24,7 +24,8 @@ async def get_stock(sku: SkuPath, service: Service) -> StockOut:
     summary="A SKU's stock in one warehouse",
 )
 async def get_level(sku: SkuPath, warehouse_id: WarehousePath, service: Service) -> SkuLevelOut:
-    return render.sku_level(await service.level_of(sku, warehouse_id))
+    level, in_transit = await service.level_of(sku, warehouse_id)
+    return render.sku_level(level, in_transit)
 
 
 @post("/v1/stock/receive", tags=["stock"], summary="Goods arrive", status_code=200)

@@ -54,9 +54,13 @@ from stockd.store.rows import (
     MOVEMENT_INSERT_COLUMNS,
     RESERVATION_COLUMNS,
     RESERVATION_INSERT_COLUMNS,
+    TRANSFER_COLUMNS,
+    TRANSFER_INSERT_COLUMNS,
     WAREHOUSE_COLUMNS,
     level_from_row,
     reservation_from_row,
+    transfer_from_row,
+    transfer_to_row,
     warehouse_from_row,
 )
 from stockd.store.sql import Database, Dialect, Session, chunks, for_update, member_of, pairs_in
@@ -196,6 +200,15 @@ async def load(
         reservations += [reservation_from_row(row) for row in rows]
     needs.add_reservation_lines(reservations)
 
+    transfers = []
+    for ids in chunks(sorted(needs.transfer_ids), size):
+        condition, params = member_of(dialect, "id", ids)
+        rows = await session.fetch(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {condition} ORDER BY id{locking}", params
+        )
+        transfers += [transfer_from_row(row) for row in rows]
+    needs.add_transfer_levels(transfers)
+
     level_rows: dict[LevelKey, tuple[object, ...]] = {}
     for skus in chunks(sorted(needs.skus_in_any_warehouse), size):
         condition, params = member_of(dialect, "sku", skus)
@@ -236,10 +249,14 @@ async def load(
         warehouses=warehouses,
         levels=[level_from_row(row[:6]) for row in level_rows.values()],
         reservations=reservations,
+        transfers=transfers,
     )
     levels_as_read = {key: (int(row[2]), int(row[3]), int(row[6])) for key, row in level_rows.items()}  # type: ignore[call-overload]
     stored = await load_idempotency_records(session, dialect, submissions)
-    return Loaded(book, levels_as_read, {r.id: r.status.value for r in reservations}, stored)
+    statuses_as_read = {r.id: r.status.value for r in reservations} | {
+        t.id: t.status.value for t in transfers
+    }
+    return Loaded(book, levels_as_read, statuses_as_read, stored)
 
 
 async def load_idempotency_records(
@@ -305,6 +322,10 @@ async def write(
         ],
     )
     await _write_statuses(session, loaded, at, conditional=mode is not Strategy.LOCK)
+    await session.insert_many(
+        "transfers", TRANSFER_INSERT_COLUMNS, [transfer_to_row(t) for t in book.created_transfers.values()]
+    )
+    await _write_transfer_receipts(session, loaded, conditional=mode is not Strategy.LOCK)
     await session.insert_many(
         "movements",
         MOVEMENT_INSERT_COLUMNS,
@@ -403,6 +424,18 @@ async def _write_levels(session: Session, loaded: Loaded, mode: Strategy) -> Non
                 for lvl in existing
             ],
         )
+
+
+async def _write_transfer_receipts(session: Session, loaded: Loaded, *, conditional: bool) -> None:
+    # Without row locks, a transfer is received only if no one else received it first.
+    guard = " AND status = 'in_transit'" if conditional else ""
+    for transfer in loaded.book.updated_transfers.values():
+        changed_rows = await session.execute(
+            f"UPDATE transfers SET status = ?, received_at = ? WHERE id = ?{guard}",
+            (transfer.status.value, to_millis(transfer.received_at or transfer.created_at), transfer.id),
+        )
+        if changed_rows != 1:
+            raise WriteConflict(transfer.id)
 
 
 async def _write_statuses(session: Session, loaded: Loaded, at: int, *, conditional: bool) -> None:

@@ -1,0 +1,204 @@
+"""Which engine a benchmark runs against, and a fresh data set on it.
+
+``sqlite``
+    A temporary file (deleted afterwards), or ``--database sqlite:///path``.
+``postgres``
+    ``--database postgresql://…`` if given (each run seeds products under a new
+    prefix, so runs sharing a database never collide); otherwise a scratch
+    database is created for each measurement on the server named by
+    ``STOCKD_BENCH_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+    and dropped when it ends, so every strategy starts from empty tables.
+``redis``
+    Not part of this version yet: refused with exit code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from stockd.bootstrap import open_database
+from stockd.config import Settings
+from stockd.domain.clock import SystemClock
+from stockd.domain.commands import Receive
+from stockd.domain.model import MAX_QUANTITY, Product, Warehouse
+from stockd.engine.sql.engine import SqlEngine, Strategy
+from stockd.service import new_reservation_id
+from stockd.store.sql import Database
+from stockd.store.sql_store import SqlStore
+
+WAREHOUSE = "bench"
+DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES_SERVER_VARIABLE = "STOCKD_BENCH_POSTGRES"
+UNLIMITED = MAX_QUANTITY
+"""Stock per product for the throughput runs: more than any run can reserve."""
+
+
+class EngineName(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    REDIS = "redis"
+
+
+class BenchUsageError(Exception):
+    """The options cannot work; the message says what to change (exit code 2)."""
+
+
+def check_engines(engines: list[EngineName], database: str | None, redis: str | None) -> None:
+    """Refuse, before anything runs, what this version cannot benchmark."""
+    if EngineName.REDIS in engines:
+        where = f" at {redis}" if redis else ""
+        raise BenchUsageError(
+            f"the Redis engine is not available yet: this version of stockd has no Redis engine to "
+            f"measure{where}. Use --engine sqlite or --engine postgres."
+        )
+    if database is None:
+        return
+    wanted = EngineName.POSTGRES if is_postgresql(database) else EngineName.SQLITE
+    if wanted is EngineName.SQLITE and not database.startswith("sqlite:///"):
+        raise BenchUsageError(f"--database must be sqlite:///path or postgresql://…, not {database!r}")
+    if wanted not in engines:
+        raise BenchUsageError(f"--database {database} is for --engine {wanted}, which is not being run")
+
+
+def is_postgresql(url: str) -> bool:
+    return Settings(database=url).is_postgresql
+
+
+def database_for(engine: EngineName, database: str | None) -> str | None:
+    """The user's ``--database`` if it belongs to this engine, else None (a fresh one is made)."""
+    if database is None:
+        return None
+    return database if (engine is EngineName.POSTGRES) == is_postgresql(database) else None
+
+
+@asynccontextmanager
+async def database_url(engine: EngineName, given: str | None) -> AsyncIterator[str]:
+    """A database URL to run on: the given one, or a fresh one removed afterwards."""
+    if given is not None:
+        yield given
+    elif engine is EngineName.SQLITE:
+        with tempfile.TemporaryDirectory(prefix="stockd-bench-") as directory:
+            yield f"sqlite:///{Path(directory) / 'stockd.db'}"
+    elif engine is EngineName.POSTGRES:
+        async with scratch_postgres_database() as url:
+            yield url
+    else:
+        raise BenchUsageError(f"engine {engine} is not available")
+
+
+@asynccontextmanager
+async def scratch_postgres_database() -> AsyncIterator[str]:
+    """``CREATE DATABASE stockd_bench_…`` on the benchmark's PostgreSQL server; dropped afterwards."""
+    server = os.environ.get(POSTGRES_SERVER_VARIABLE, DEFAULT_POSTGRES_SERVER)
+    name = f"stockd_bench_{new_reservation_id()[-12:]}"
+    try:
+        connection = await asyncpg.connect(server, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        raise BenchUsageError(
+            f"cannot reach PostgreSQL at {server} to create a scratch database ({error}); start it, set "
+            f"{POSTGRES_SERVER_VARIABLE}, or pass --database postgresql://…"
+        ) from error
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    parts = urlsplit(server)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        connection = await asyncpg.connect(server, timeout=10)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """What the database promises about an acknowledged commit, read from the database itself."""
+
+    durable: bool
+    settings: str
+    version: str
+
+
+@dataclass(slots=True)
+class BenchEngine:
+    """An engine on a migrated database, with the batch sizes it reports."""
+
+    name: EngineName
+    strategy: Strategy
+    engine: SqlEngine
+    store: SqlStore
+    database: Database
+    durability: Durability
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def open_engine(
+    name: EngineName, strategy: Strategy, database: str | None
+) -> AsyncIterator[BenchEngine]:
+    """The SQL engine with ``strategy`` on a fresh (or the given) database, closed afterwards."""
+    async with database_url(name, database) as url:
+        opened = await open_database(Settings(database=url, strategy=strategy.value))
+        batch_sizes: list[int] = []
+        engine = SqlEngine(opened, SystemClock(), strategy=strategy, on_batch=batch_sizes.append)
+        try:
+            durability = await probe_durability(opened)
+            yield BenchEngine(name, strategy, engine, SqlStore(opened), opened, durability, batch_sizes)
+        finally:
+            await engine.close()
+            await opened.close()
+
+
+async def probe_durability(database: Database) -> Durability:
+    """Is every commit flushed to disk before it returns? Asked of the database, not assumed."""
+    if database.dialect == "sqlite":
+        ((synchronous,),) = await database.fetch("PRAGMA synchronous")
+        ((journal,),) = await database.fetch("PRAGMA journal_mode")
+        names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+        # In WAL mode NORMAL may lose the last commits on power loss; FULL and EXTRA fsync every commit.
+        return Durability(
+            durable=int(synchronous) >= 2,
+            settings=f"journal_mode={journal}, synchronous={names.get(int(synchronous), synchronous)}",
+            version=f"SQLite {sqlite3.sqlite_version}",
+        )
+    ((fsync, synchronous_commit, version),) = await database.fetch(
+        "SELECT current_setting('fsync'), current_setting('synchronous_commit'), "
+        "current_setting('server_version')"
+    )
+    return Durability(
+        durable=fsync == "on" and synchronous_commit != "off",
+        settings=f"fsync={fsync}, synchronous_commit={synchronous_commit}",
+        version=f"PostgreSQL {str(version).split()[0]}",
+    )
+
+
+async def seed(bench: BenchEngine, count: int, quantity: int, prefix: str = "B") -> list[str]:
+    """``count`` new products with ``quantity`` units each in the bench warehouse.
+
+    Names carry a fresh prefix each run, so runs on one PostgreSQL database never collide.
+    """
+    store, engine = bench.store, bench.engine
+    now = SystemClock().now()
+    tag = new_reservation_id()[-8:]
+    await store.put_warehouse(Warehouse(WAREHOUSE, "bench", 0.0, 0.0, "UTC", now, now))
+    names = [f"{prefix}{tag}-{i}" for i in range(count)]
+    for start in range(0, count, 500):
+        chunk = names[start : start + 500]
+        await asyncio.gather(*(store.put_product(Product(n, n, now, now)) for n in chunk))
+        await asyncio.gather(*(engine.execute(Receive(n, WAREHOUSE, quantity)) for n in chunk))
+    bench.batch_sizes.clear()
+    return names
