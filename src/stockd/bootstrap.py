@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from stockd.broadcast import Broadcast
 from stockd.config import ConfigurationError, Settings
 from stockd.domain.clock import Clock, SystemClock
 from stockd.engine.sql.engine import SqlEngine, Strategy
@@ -40,5 +41,12 @@ async def build_service(settings: Settings, clock: Clock | None = None) -> Stock
     check_supported(settings)
     clock = clock or SystemClock()
     database = await open_database(settings)
-    engine = SqlEngine(database, clock, strategy=Strategy(settings.strategy), on_batch=BATCH_SIZE.observe)
-    return StockService(engine, SqlStore(database), clock)
+    broadcast = Broadcast()
+    engine = SqlEngine(
+        database,
+        clock,
+        strategy=Strategy(settings.strategy),
+        on_batch=BATCH_SIZE.observe,
+        on_events=broadcast.publish,
+    )
+    return StockService(engine, SqlStore(database), clock, broadcast)

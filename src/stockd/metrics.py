@@ -17,3 +17,8 @@ WORKER_FAILURES = Counter(
     "Background worker rounds that failed and will be retried.",
     ["worker"],
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "stockd_webhook_attempts_total",
+    "Webhook delivery attempts, by the delivery's status after them.",
+    ["status"],
+)

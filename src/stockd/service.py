@@ -8,15 +8,17 @@ Nothing here knows about HTTP.
 from __future__ import annotations
 
 import asyncio
-import os
-import time
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from stockd.broadcast import Broadcast
 from stockd.domain.book import Outcome
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Command, Expire
-from stockd.domain.errors import IdempotencyKeyReused, NotFound, RequestInProgress
+from stockd.domain.errors import IdempotencyKeyReused, InvalidRequest, NotFound, RequestInProgress
+from stockd.domain.events import EVENT_TYPES
 from stockd.domain.model import (
     Movement,
     Product,
@@ -25,21 +27,20 @@ from stockd.domain.model import (
     Transfer,
     Warehouse,
 )
+from stockd.domain.replenishment import Alert
+from stockd.domain.webhooks import Delivery, Webhook
 from stockd.engine.base import Engine, IdempotencyClaim, StoredResponse
-from stockd.store.base import MovementFilter, Reconciliation, Store
+from stockd.ids import new_id
+from stockd.store.base import MovementFilter, Reconciliation
 from stockd.store.pagination import Page
+from stockd.store.sql_store import SqlStore
 
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=25)
 """API.md promises at least 24 hours; the extra hour absorbs clock and sweep delays."""
 
 
-def new_reservation_id() -> str:
-    """Opaque, unguessable, and roughly time-ordered so new rows land at the end of the index."""
-    return f"{time.time_ns() // 1_000_000:011x}{os.urandom(8).hex()}"
-
-
-def new_transfer_id() -> str:
-    return new_reservation_id()
+new_reservation_id = new_id
+new_transfer_id = new_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +69,13 @@ class StockSummary:
 
 
 class StockService:
-    def __init__(self, engine: Engine, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, store: SqlStore, clock: Clock, broadcast: Broadcast | None = None
+    ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
+        self.broadcast = broadcast or Broadcast()
         self._in_flight: set[tuple[str, str]] = set()
 
     # -- commands ---------------------------------------------------------------
@@ -180,6 +184,34 @@ class StockService:
         """A lapsed hold reads as expired even before the sweeper has given its stock back."""
         status = reservation.status_at(self.clock.now())
         return reservation if status is reservation.status else replace(reservation, status=status)
+
+    # -- replenishment ------------------------------------------------------------------
+
+    async def list_alerts(self, status: str | None, limit: int, cursor: str | None) -> Page[Alert]:
+        return await self.store.list_alerts(status, limit, cursor)
+
+    async def create_webhook(self, url: str, events: Sequence[str]) -> Webhook:
+        """A new subscription; its secret is shown only in this answer."""
+        unknown = sorted(set(events) - set(EVENT_TYPES))
+        if unknown:
+            raise InvalidRequest(f"unknown event types {unknown}; choose from {list(EVENT_TYPES)}")
+        webhook = Webhook(
+            new_id(), url, tuple(dict.fromkeys(events)), secrets.token_hex(32), self.clock.now()
+        )
+        await self.store.put_webhook(webhook)
+        return webhook
+
+    async def list_webhooks(self, limit: int, cursor: str | None) -> Page[Webhook]:
+        return await self.store.list_webhooks(limit, cursor)
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        if not await self.store.deactivate_webhook(webhook_id):
+            raise NotFound(f"webhook {webhook_id!r} does not exist")
+
+    async def list_deliveries(self, webhook_id: str, limit: int, cursor: str | None) -> Page[Delivery]:
+        if await self.store.get_webhook(webhook_id) is None:
+            raise NotFound(f"webhook {webhook_id!r} does not exist")
+        return await self.store.list_deliveries(webhook_id, limit, cursor)
 
     # -- ledger -------------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
 from stockd.api.problems import EXCEPTION_HANDLERS
-from stockd.api.routes import catalog, ledger, operations, reservations, stock, transfers
+from stockd.api.routes import catalog, ledger, operations, replenishment, reservations, stock, transfers
 from stockd.api.strict import reject_loose_bodies
 from stockd.bootstrap import build_service
 from stockd.config import Settings
 from stockd.domain.clock import Clock
 from stockd.service import StockService
 from stockd.workers.expiry import ExpirySweeper
+from stockd.workers.webhooks import WebhookDispatcher
 
 MAX_BODY_BYTES = 1024 * 1024
 """A 100-line reservation is about 10 KiB; anything near a mebibyte is not a request we want."""
@@ -32,11 +33,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         service = await build_service(settings, clock)
         sweeper = ExpirySweeper(service)
+        dispatcher = WebhookDispatcher(service.store, service.clock)
         app.state.service = service
         sweeper.start()
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.stop()
             await sweeper.stop()
             await service.close()
 
@@ -51,6 +55,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *stock.HANDLERS,
             *reservations.HANDLERS,
             *transfers.HANDLERS,
+            *replenishment.HANDLERS,
             *ledger.HANDLERS,
             *operations.HANDLERS,
         ],

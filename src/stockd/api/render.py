@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from stockd.api import schemas as s
 from stockd.domain.book import Outcome
+from stockd.domain.clock import rfc3339
 from stockd.domain.errors import StockdError
 from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
+from stockd.domain.replenishment import Alert
+from stockd.domain.webhooks import Delivery, Webhook
 from stockd.engine.base import StoredResponse
 from stockd.service import StockSummary
 from stockd.store.base import Reconciliation
@@ -37,9 +39,7 @@ STATUS_OF_CODE = {
 }
 
 
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a Z suffix."""
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+timestamp = rfc3339
 
 
 def product(p: Product) -> s.ProductOut:
@@ -129,6 +129,44 @@ def transfer(t: Transfer) -> s.TransferOut:
         created_at=timestamp(t.created_at),
         received_at=None if t.received_at is None else timestamp(t.received_at),
         reference_id=t.reference_id,
+    )
+
+
+def alert(a: Alert) -> s.AlertOut:
+    return s.AlertOut(
+        id=a.id,
+        sku=a.sku,
+        warehouse_id=a.warehouse_id,
+        status=a.status.value,
+        quantity_available=a.quantity_available,
+        reorder_point=a.reorder_point,
+        suggested_quantity=a.suggested_quantity,
+        opened_at=timestamp(a.opened_at),
+        resolved_at=None if a.resolved_at is None else timestamp(a.resolved_at),
+    )
+
+
+def webhook(w: Webhook, *, with_secret: bool = False) -> s.WebhookOut:
+    return s.WebhookOut(
+        id=w.id,
+        url=w.url,
+        events=list(w.events),
+        created_at=timestamp(w.created_at),
+        secret=w.secret if with_secret else None,
+    )
+
+
+def delivery(d: Delivery) -> s.DeliveryOut:
+    return s.DeliveryOut(
+        id=str(d.id),
+        event_type=d.event_type,
+        status=d.status,  # type: ignore[arg-type]
+        attempts=d.attempts,
+        next_attempt_at=timestamp(d.next_attempt_at) if d.status == "pending" else None,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        created_at=timestamp(d.created_at),
+        delivered_at=None if d.delivered_at is None else timestamp(d.delivered_at),
     )
 
 

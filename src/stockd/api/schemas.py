@@ -216,6 +216,56 @@ class ReservationOut(Struct):
     lines: list[LineOut]
 
 
+# -- replenishment -------------------------------------------------------------------
+
+
+class AlertOut(Struct):
+    id: str
+    sku: str
+    warehouse_id: str
+    status: Literal["open", "resolved"]
+    quantity_available: int
+    reorder_point: int
+    suggested_quantity: Annotated[
+        int, Meta(description="what to order to reach reorder_point + reorder_quantity")
+    ]
+    opened_at: Timestamp
+    resolved_at: Timestamp | None
+
+
+EventType = Literal["alert.opened", "alert.resolved", "stock.changed"]
+WebhookUrl = Annotated[
+    str, Meta(pattern=r"^https?://[^\s]+$(?!\n)", max_length=2000, description="http(s) URL")
+]
+
+
+class WebhookIn(Struct):
+    url: WebhookUrl
+    events: Annotated[list[EventType], Meta(min_length=1, max_length=3)]
+
+
+class WebhookOut(Struct, omit_defaults=True):
+    id: str
+    url: str
+    events: list[str]
+    created_at: Timestamp
+    secret: Annotated[
+        str | None, Meta(description="HMAC-SHA256 key of the Stockd-Signature header; shown only on creation")
+    ] = None
+
+
+class DeliveryOut(Struct):
+    id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed", "cancelled"]
+    attempts: int
+    next_attempt_at: Timestamp | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
+
+
 # -- ledger ------------------------------------------------------------------------
 
 

@@ -29,3 +29,8 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+
+def rfc3339(moment: datetime) -> str:
+    """The API's time format: UTC, millisecond precision, a Z suffix (2026-11-26T18:53:03.123Z)."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"

@@ -18,6 +18,10 @@ from stockd.domain.commands import Command
 from stockd.domain.errors import IdempotencyKeyReused, StockdError
 
 
+class WriteConflict(Exception):
+    """Another transaction changed what this one decided on; decide again on fresh rows."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     """The first answer to an idempotent request, replayed byte for byte to repeats."""

@@ -43,3 +43,7 @@ def decode_dimensions(stored: str | None) -> Dimensions | None:
         return None
     length, width, height = msgspec.json.decode(stored, type=tuple[int, int, int])
     return Dimensions(length, width, height)
+
+
+def encode_json(value: object) -> str:
+    return msgspec.json.encode(value).decode()

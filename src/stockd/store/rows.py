@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from stockd.domain.model import (
     Movement,
     MovementType,
@@ -13,6 +15,7 @@ from stockd.domain.model import (
     TransferStatus,
     Warehouse,
 )
+from stockd.domain.webhooks import Delivery, Webhook
 from stockd.store.codec import decode_dimensions, decode_lines, from_millis, to_millis
 from stockd.store.sql import Row
 
@@ -121,6 +124,36 @@ def transfer_to_row(transfer: Transfer) -> tuple[object, ...]:
         transfer.reference_id,
         to_millis(transfer.created_at),
         None if transfer.received_at is None else to_millis(transfer.received_at),
+    )
+
+
+WEBHOOK_COLUMNS = "id, url, events, secret, created_at"
+DELIVERY_COLUMNS = (
+    "id, webhook_id, event_type, payload, status, attempts, next_attempt_at, last_status_code, last_error, "
+    "created_at, delivered_at"
+)
+
+
+def webhook_from_row(row: Row) -> Webhook:
+    webhook_id, url, events, secret, created_at = row
+    return Webhook(webhook_id, url, tuple(msgspec.json.decode(events)), secret, from_millis(created_at))
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    (delivery_id, webhook_id, event_type, payload, status, attempts, next_attempt_at, last_status_code,
+     last_error, created_at, delivered_at) = row  # fmt: skip
+    return Delivery(
+        id=delivery_id,
+        webhook_id=webhook_id,
+        event_type=event_type,
+        payload=payload,
+        status=status,
+        attempts=attempts,
+        next_attempt_at=from_millis(next_attempt_at),
+        last_status_code=last_status_code,
+        last_error=last_error,
+        created_at=from_millis(created_at),
+        delivered_at=None if delivered_at is None else from_millis(delivered_at),
     )
 
 

@@ -5,23 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 
 from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
+from stockd.domain.replenishment import Alert
+from stockd.domain.webhooks import Delivery, Webhook
 from stockd.engine.base import IdempotencyRecord, StoredResponse
+from stockd.engine.sql.alerts import ALERT_COLUMNS, alert_from_row
 from stockd.store.base import Mismatch, MovementFilter, Reconciliation
-from stockd.store.codec import encode_dimensions, from_millis, to_millis
+from stockd.store.codec import encode_dimensions, encode_json, from_millis, to_millis
 from stockd.store.pagination import Page, decode_cursor, make_page
 from stockd.store.rows import (
+    DELIVERY_COLUMNS,
     LEVEL_COLUMNS,
     MOVEMENT_COLUMNS,
     PRODUCT_COLUMNS,
     RESERVATION_COLUMNS,
     TRANSFER_COLUMNS,
     WAREHOUSE_COLUMNS,
+    WEBHOOK_COLUMNS,
+    delivery_from_row,
     level_from_row,
     movement_from_row,
     product_from_row,
     reservation_from_row,
     transfer_from_row,
     warehouse_from_row,
+    webhook_from_row,
 )
 from stockd.store.sql import Database
 
@@ -141,6 +148,78 @@ class SqlStore:
             f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (transfer_id,)
         )
         return transfer_from_row(rows[0]) if rows else None
+
+    async def list_alerts(self, status: str | None, limit: int, cursor: str | None) -> Page[Alert]:
+        opened_after, id_after = decode_cursor(cursor, (int, str)) or (-1, "")
+        condition, params = ("status = ? AND ", [status]) if status else ("", [])
+        rows = await self.database.fetch(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition}"
+            "(opened_at > ? OR (opened_at = ? AND id > ?)) ORDER BY opened_at, id LIMIT ?",
+            (*params, opened_after, opened_after, id_after, limit + 1),
+        )
+        return make_page([alert_from_row(r) for r in rows], limit, lambda a: (to_millis(a.opened_at), a.id))
+
+    async def put_webhook(self, webhook: Webhook) -> None:
+        async with self.database.transaction() as session:
+            await session.execute(
+                "INSERT INTO webhooks (id, url, events, secret, active, created_at) VALUES (?,?,?,?,?,?)",
+                (webhook.id, webhook.url, encode_json(list(webhook.events)), webhook.secret, True,
+                 to_millis(webhook.created_at)),
+            )  # fmt: skip
+
+    async def get_webhook(self, webhook_id: str) -> Webhook | None:
+        rows = await self.database.fetch(
+            f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND active = ?", (webhook_id, True)
+        )
+        return webhook_from_row(rows[0]) if rows else None
+
+    async def list_webhooks(self, limit: int, cursor: str | None) -> Page[Webhook]:
+        after = decode_cursor(cursor, (str,))
+        rows = await self.database.fetch(
+            f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE active = ? AND id > ? ORDER BY id LIMIT ?",
+            (True, "" if after is None else after[0], limit + 1),
+        )
+        return make_page([webhook_from_row(r) for r in rows], limit, lambda w: (w.id,))
+
+    async def deactivate_webhook(self, webhook_id: str) -> bool:
+        async with self.database.transaction() as session:
+            changed = await session.execute(
+                "UPDATE webhooks SET active = ? WHERE id = ? AND active = ?", (False, webhook_id, True)
+            )
+            await session.execute(
+                "UPDATE webhook_deliveries SET status = 'cancelled' WHERE webhook_id = ? AND status = 'pending'",
+                (webhook_id,),
+            )
+        return changed == 1
+
+    async def list_deliveries(self, webhook_id: str, limit: int, cursor: str | None) -> Page[Delivery]:
+        after = decode_cursor(cursor, (int,))
+        rows = await self.database.fetch(
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (webhook_id, 0 if after is None else after[0], limit + 1),
+        )
+        return make_page([delivery_from_row(r) for r in rows], limit, lambda d: (d.id,))
+
+    async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[Delivery, Webhook]]:
+        rows = await self.database.fetch(
+            f"SELECT {', '.join('d.' + c.strip() for c in DELIVERY_COLUMNS.split(','))}, "
+            f"{', '.join('w.' + c.strip() for c in WEBHOOK_COLUMNS.split(','))} "
+            "FROM webhook_deliveries AS d JOIN webhooks AS w ON w.id = d.webhook_id "
+            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?",
+            (to_millis(now), limit),
+        )
+        width = len(DELIVERY_COLUMNS.split(","))
+        return [(delivery_from_row(r[:width]), webhook_from_row(r[width:])) for r in rows]
+
+    async def record_attempt(self, delivery: Delivery) -> None:
+        async with self.database.transaction() as session:
+            await session.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+                "last_status_code = ?, last_error = ?, delivered_at = ? WHERE id = ?",
+                (delivery.status, delivery.attempts, to_millis(delivery.next_attempt_at),
+                 delivery.last_status_code, delivery.last_error,
+                 None if delivery.delivered_at is None else to_millis(delivery.delivered_at), delivery.id),
+            )  # fmt: skip
 
     async def get_reservation(self, reservation_id: str) -> Reservation | None:
         rows = await self.database.fetch(

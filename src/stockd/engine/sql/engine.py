@@ -38,6 +38,7 @@ from stockd.domain.book import Outcome, StockBook, needs_of
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Adjust, Command, Receive, SetReorderPolicy
 from stockd.domain.errors import StockdError, Unavailable
+from stockd.domain.events import Event, events_of
 from stockd.domain.model import LevelKey
 from stockd.engine.base import (
     Decision,
@@ -45,9 +46,12 @@ from stockd.engine.base import (
     IdempotencyRecord,
     StoredResponse,
     Submission,
+    WriteConflict,
     decide_batch,
 )
 from stockd.engine.batcher import DEFAULT_MAX_BATCH, Batcher
+from stockd.engine.sql.alerts import review_alerts, write_alerts
+from stockd.ids import new_id
 from stockd.store.codec import encode_lines, from_millis, to_millis
 from stockd.store.rows import (
     LEVEL_COLUMNS,
@@ -83,10 +87,6 @@ class Strategy(StrEnum):
     ATOMIC = "atomic"
 
 
-class WriteConflict(Exception):
-    """Another transaction changed what this one decided on; decide again on fresh rows."""
-
-
 # Failures that mean "try the same transaction again", whatever the strategy.
 RETRYABLE = (
     WriteConflict,
@@ -105,8 +105,10 @@ class SqlEngine:
         strategy: Strategy = Strategy.BATCHED,
         max_batch: int = DEFAULT_MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
+        on_events: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self._db = database
+        self._on_events = on_events
         self._clock = clock
         self.strategy = strategy
         self._on_batch = on_batch
@@ -159,9 +161,16 @@ class SqlEngine:
         dialect = self._db.dialect
         async with self._db.transaction() as session:
             now = self._clock.now()
-            loaded = await load(session, dialect, submissions, lock=mode is Strategy.LOCK)
+            lock = mode is Strategy.LOCK
+            loaded = await load(session, dialect, submissions, lock=lock)
             decisions, records = decide_batch(loaded.book, submissions, now, loaded.stored)
             await write(session, loaded, records, now, mode)
+            changed = list(loaded.book.changed_levels.values())
+            alert_changes = await review_alerts(session, dialect, changed, now, new_id, lock=lock)
+            events = events_of(changed, alert_changes, now)
+            await write_alerts(session, alert_changes, events, now)
+        if self._on_events is not None and events:
+            self._on_events(events)  # told only once the changes are durable
         return decisions
 
 

@@ -1,0 +1,84 @@
+"""Replenishment: alerts, webhook subscriptions with their delivery log, and a live event stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Response, delete, get, post
+from litestar.params import JSONBody, Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from stockd.api import render
+from stockd.api.params import Cursor, Limit, OpaqueId, Service
+from stockd.api.schemas import AlertOut, DeliveryOut, Page, WebhookIn, WebhookOut
+
+HEARTBEAT_SECONDS = 15.0
+"""A comment line this often keeps proxies from closing an idle stream."""
+
+StatusQuery = Annotated[
+    Literal["open", "resolved"] | None, Parameter(description="only alerts in this status")
+]
+EventsQuery = Annotated[
+    list[Literal["alert.opened", "alert.resolved", "stock.changed"]] | None,
+    Parameter(description="only these event types (repeat the parameter); default: all"),
+]
+
+
+@get("/v1/alerts", tags=["replenishment"], summary="Replenishment alerts, oldest first")
+async def list_alerts(
+    service: Service, status: StatusQuery = None, limit: Limit = 100, cursor: Cursor = None
+) -> Page[AlertOut]:
+    page = await service.list_alerts(status, limit, cursor)
+    return Page([render.alert(a) for a in page.items], page.next_cursor)
+
+
+@post("/v1/webhooks", tags=["replenishment"], summary="Subscribe a URL to events", status_code=201)
+async def create_webhook(data: JSONBody[WebhookIn], service: Service) -> Response[WebhookOut]:
+    webhook = await service.create_webhook(data.url, data.events)
+    return Response(render.webhook(webhook, with_secret=True), status_code=201)
+
+
+@get("/v1/webhooks", tags=["replenishment"], summary="Webhook subscriptions")
+async def list_webhooks(service: Service, limit: Limit = 100, cursor: Cursor = None) -> Page[WebhookOut]:
+    page = await service.list_webhooks(limit, cursor)
+    return Page([render.webhook(w) for w in page.items], page.next_cursor)
+
+
+@delete("/v1/webhooks/{webhook_id:str}", tags=["replenishment"], summary="Unsubscribe", status_code=204)
+async def delete_webhook(webhook_id: OpaqueId, service: Service) -> None:
+    await service.delete_webhook(webhook_id)
+
+
+@get("/v1/webhooks/{webhook_id:str}/deliveries", tags=["replenishment"], summary="A webhook's delivery log")
+async def list_deliveries(
+    webhook_id: OpaqueId, service: Service, limit: Limit = 100, cursor: Cursor = None
+) -> Page[DeliveryOut]:
+    page = await service.list_deliveries(webhook_id, limit, cursor)
+    return Page([render.delivery(d) for d in page.items], page.next_cursor)
+
+
+@get("/v1/events", tags=["replenishment"], summary="Server-Sent Events: stock changes and alerts, live")
+async def stream_events(service: Service, types: EventsQuery = None) -> ServerSentEvent:
+    wanted = set(types or ())
+
+    async def messages() -> AsyncIterator[ServerSentEventMessage]:
+        async with service.broadcast.listen() as queue:
+            yield ServerSentEventMessage(comment="stockd events")
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment="heartbeat")
+                    continue
+                if not wanted or event.type in wanted:
+                    yield ServerSentEventMessage(
+                        data=msgspec.json.encode(event.data).decode(), event=event.type
+                    )
+
+    return ServerSentEvent(messages())
+
+
+HANDLERS = [list_alerts, create_webhook, list_webhooks, delete_webhook, list_deliveries, stream_events]
