@@ -215,7 +215,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return multiple()
         assert isinstance(outcome, Reservation)
         assert outcome.status is PENDING
-        assert [(line.sku, line.warehouse_id, line.quantity) for line in outcome.lines] == placed
+        actual = [(line.sku, line.warehouse_id, line.quantity) for line in outcome.lines]
+        if placed is None:
+            self.check_placement(lines, actual)
+            placed = actual
+        assert actual == placed
         for sku, wid, quantity in placed:
             self.reserved[(sku, wid)] += quantity
         self.status[reservation_id] = PENDING
@@ -226,35 +230,54 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def place(
         self, lines: list[tuple[str, int, str | None]]
-    ) -> tuple[list[tuple[str, str, int]], list[Shortfall]]:
-        """The model's placement: named lines where named; open lines to the roomiest active warehouse."""
+    ) -> tuple[list[tuple[str, str, int]] | None, list[Shortfall]]:
+        """The model's placement: named lines where named, and the shortfalls the order must have.
+
+        Where the open lines go is the planner's choice (tested on its own); the
+        model only knows whether they can be filled at all, and ``None`` for
+        their placement, which ``check_placement`` then verifies by its limits.
+        """
         demand: Counter[LevelKey] = Counter()
+        open_demand: Counter[str] = Counter()
         for sku, quantity, wid in lines:
             if wid is not None:
                 demand[(sku, wid)] += quantity
-
-        def sellable(key: LevelKey) -> int:
-            return self.on_hand[key] - self.reserved[key] if self.active[key[1]] else 0
+            else:
+                open_demand[sku] += quantity
 
         shortfalls = [
-            Shortfall(sku, wid, requested, sellable((sku, wid)))
+            Shortfall(sku, wid, requested, self.sellable((sku, wid)))
             for (sku, wid), requested in demand.items()
-            if sellable((sku, wid)) < requested
+            if self.sellable((sku, wid)) < requested
         ]
-        placed: list[tuple[str, str, int]] = []
-        for sku, quantity, wid in lines:
-            if wid is not None:
-                placed.append((sku, wid, quantity))
-                continue
-            room = {w: sellable((sku, w)) - demand[(sku, w)] for w in WAREHOUSE_IDS if self.active[w]}
-            # The most room wins; a tie goes to the smallest warehouse_id.
-            best = min(room, key=lambda w: (-room[w], w))
-            if room[best] < quantity:
-                shortfalls.append(Shortfall(sku, None, quantity, max(room[best], 0)))
-                continue
-            demand[(sku, best)] += quantity
-            placed.append((sku, best, quantity))
-        return placed, shortfalls
+        for sku, requested in open_demand.items():
+            room = sum(max(self.sellable((sku, w)) - demand[(sku, w)], 0) for w in WAREHOUSE_IDS)
+            if room < requested:
+                shortfalls.append(Shortfall(sku, None, requested, room))
+        if not open_demand:
+            return [(sku, wid, q) for sku, q, wid in lines if wid is not None], shortfalls
+        return None, shortfalls
+
+    def sellable(self, key: LevelKey) -> int:
+        return self.on_hand[key] - self.reserved[key] if self.active[key[1]] else 0
+
+    def check_placement(
+        self, lines: list[tuple[str, int, str | None]], placed: list[tuple[str, str, int]]
+    ) -> None:
+        """Named lines first and unchanged; the planned ones add up to the open lines per sku, in
+        active warehouses, and nothing takes more than a level has."""
+        named = [(sku, wid, q) for sku, q, wid in lines if wid is not None]
+        assert placed[: len(named)] == named
+        planned: Counter[str] = Counter()
+        for sku, wid, quantity in placed[len(named) :]:
+            assert self.active[wid] and quantity > 0
+            planned[sku] += quantity
+        assert planned == _sum_open(lines)
+        taken: Counter[LevelKey] = Counter()
+        for sku, wid, quantity in placed:
+            taken[(sku, wid)] += quantity
+        for key, quantity in taken.items():
+            assert quantity <= self.sellable(key), (key, quantity)
 
     @rule(reservation_id=reservations, wait=waits)
     def confirm(self, reservation_id: str, wait: int) -> None:
@@ -395,3 +418,11 @@ LedgerMachine.TestCase.settings = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 TestTheLedgerExplainsEveryBalance = LedgerMachine.TestCase
+
+
+def _sum_open(lines: list[tuple[str, int, str | None]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for sku, quantity, wid in lines:
+        if wid is None:
+            total[sku] += quantity
+    return total

@@ -303,8 +303,8 @@ def test_the_same_sku_in_two_lines_is_short_by_their_sum() -> None:
         pytest.param(
             {("A", "ber"): 10, ("A", "muc"): 7},
             [("A", 6, None), ("A", 6, None)],
-            [("A", "ber", 6), ("A", "muc", 6)],
-            id="the second line sees what the first took",
+            [("A", "ber", 10), ("A", "muc", 2)],
+            id="open lines of one sku are planned together, split only because no warehouse has 12",
         ),
         pytest.param(
             {("A", "ber"): 10, ("A", "muc"): 4},
@@ -315,8 +315,8 @@ def test_the_same_sku_in_two_lines_is_short_by_their_sum() -> None:
         pytest.param(
             {("A", "ber"): 10, ("A", "muc"): 4},
             [("A", 4, None), ("A", 7, "ber")],
-            [("A", "muc", 4), ("A", "ber", 7)],
-            id="an open line sees what a later named line takes",
+            [("A", "ber", 7), ("A", "muc", 4)],
+            id="an open line sees what a later named line takes (named lines come first)",
         ),
     ],
 )
@@ -338,11 +338,12 @@ def test_the_same_sku_in_open_and_named_lines_never_holds_more_than_there_is(
 
 
 def test_an_open_line_is_short_when_named_lines_leave_too_little() -> None:
-    w = world({("A", "ber"): 10, ("A", "muc"): 4})
+    w = world({("A", "ber"): 10, ("A", "muc"): 2})
 
     refused = assert_refused_without_trace(w, reserve(("A", 8, "ber"), ("A", 5, None)), OutOfStock)
 
     assert isinstance(refused, OutOfStock)
+    # 2 left in ber after the named line, 2 in muc: 4 in all for the open line's 5.
     assert refused.shortfalls == [Shortfall("A", None, requested=5, available=4)]
 
 
@@ -362,7 +363,7 @@ def test_an_open_line_is_short_when_named_lines_leave_too_little() -> None:
         pytest.param({("A", "ber"): 3, ("A", "muc"): 100}, ("muc",), 3, "ber", id="inactive never chosen"),
     ],
 )
-def test_an_open_line_goes_to_the_active_warehouse_with_most_available(
+def test_an_open_line_goes_to_the_active_warehouse_with_most_available_when_distance_is_unknown(
     stock: dict[LevelKey, int | tuple[int, int]],
     inactive: tuple[str, ...],
     quantity: int,
@@ -383,7 +384,7 @@ def test_an_open_line_goes_to_the_active_warehouse_with_most_available(
     [
         pytest.param({("A", "ber"): 2, ("A", "muc"): 100}, ("muc",), 2, id="only an inactive one could"),
         pytest.param({("A", "muc"): 100}, ("muc",), 0, id="all stock is in an inactive warehouse"),
-        pytest.param({("A", "ber"): 2, ("A", "muc"): 2}, (), 2, id="no single warehouse has enough"),
+        pytest.param({("A", "ber"): 1, ("A", "muc"): 1}, (), 2, id="not even all warehouses together"),
         pytest.param({}, (), 0, id="no level anywhere"),
     ],
 )
@@ -396,6 +397,15 @@ def test_an_open_line_that_no_active_warehouse_can_fill_is_short(
 
     assert isinstance(refused, OutOfStock)
     assert refused.shortfalls == [Shortfall("A", None, requested=3, available=expected_available)]
+
+
+def test_an_open_line_no_single_warehouse_can_fill_is_split_across_them() -> None:
+    w = world({("A", "ber"): 2, ("A", "muc"): 2})
+
+    held = w.decide(reserve(("A", 3, None)))
+
+    assert sorted(lines_of(held)) == [("A", "ber", 2), ("A", "muc", 1)]
+    assert sorted(w.movements()) == [("reserve", "A", "ber", 2, 0, 2), ("reserve", "A", "muc", 1, 0, 1)]
 
 
 def test_a_line_naming_an_inactive_warehouse_is_short() -> None:

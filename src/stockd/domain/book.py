@@ -126,7 +126,6 @@ class StockBook:
         self._known_skus = set(known_skus)
         self._warehouses = dict(warehouses)
         self._levels: dict[LevelKey, StockLevel] = {}
-        self._levels_by_sku: dict[str, list[StockLevel]] = {}
         for level in levels:
             self._add_level(level)
         self._reservations = {r.id: r for r in reservations}
@@ -159,7 +158,8 @@ class StockBook:
             command.lines,
             warehouses=self._warehouses,
             level=self._levels.get,
-            levels_of_sku=self._levels_of_sku,
+            ship_to=command.ship_to,
+            deliver_within_hours=command.deliver_within_hours,
         )
         # After this point the reservation must succeed.
         reservation = Reservation(
@@ -377,12 +377,8 @@ class StockBook:
             raise NotFound(f"warehouse {warehouse_id!r} does not exist")
         return self._levels.get((sku, warehouse_id)) or StockLevel(sku, warehouse_id)
 
-    def _levels_of_sku(self, sku: str) -> list[StockLevel]:
-        return self._levels_by_sku.get(sku, [])
-
     def _add_level(self, level: StockLevel) -> None:
         self._levels[level.key] = level
-        self._levels_by_sku.setdefault(level.sku, []).append(level)
 
     def _move(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stockd.domain.model import AdjustReason
+from stockd.domain.model import AdjustReason, Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class Reserve:
     order_id: str
     lines: tuple[RequestedLine, ...]
     ttl_seconds: int = 900
+    ship_to: Location | None = None
+    deliver_within_hours: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

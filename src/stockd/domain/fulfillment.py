@@ -1,20 +1,20 @@
 """Where each line of a reservation is held.
 
-Lines that name a warehouse are held there. A line without one takes the
-active warehouse with the most available stock that can fill it whole (ties
-go to the smallest ``warehouse_id``, so the choice is repeatable); the
-distance- and split-aware planner of the warehouse-network issue replaces this
-rule. Shortfalls are collected for every line before anything is decided, so a
+Lines that name a warehouse are held there. The lines that name none go to the
+fulfillment planner (``planner.py``: fewest warehouses, then nearest, then most
+stock), which sees what the named lines of the same reservation already take.
+Shortfalls are collected for every line before anything is decided, so a
 refusal names all of them at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from stockd.domain.commands import RequestedLine
 from stockd.domain.errors import NotFound, OutOfStock, Shortfall
-from stockd.domain.model import LevelKey, ReservationLine, StockLevel, Warehouse
+from stockd.domain.model import LevelKey, Location, ReservationLine, StockLevel, Warehouse
+from stockd.domain.planner import plan
 
 
 def place_lines(
@@ -22,7 +22,8 @@ def place_lines(
     *,
     warehouses: Mapping[str, Warehouse],
     level: Callable[[LevelKey], StockLevel | None],
-    levels_of_sku: Callable[[str], Iterable[StockLevel]],
+    ship_to: Location | None = None,
+    deliver_within_hours: int | None = None,
 ) -> list[ReservationLine]:
     """Decide a warehouse for every line, or raise ``OutOfStock`` naming every shortfall."""
     demand: dict[LevelKey, int] = {}
@@ -39,17 +40,25 @@ def place_lines(
         if available < requested:
             shortfalls.append(Shortfall(sku, warehouse_id, requested, available))
 
-    placed: list[ReservationLine] = []
-    for line in lines:
-        if line.warehouse_id is not None:
-            placed.append(ReservationLine(line.sku, line.warehouse_id, line.quantity))
-            continue
-        chosen, best_available = _roomiest_level(line.sku, demand, warehouses, levels_of_sku)
-        if chosen is None or best_available < line.quantity:
-            shortfalls.append(Shortfall(line.sku, None, line.quantity, max(best_available, 0)))
-            continue
-        demand[chosen] = demand.get(chosen, 0) + line.quantity
-        placed.append(ReservationLine(line.sku, chosen[1], line.quantity))
+    placed = [
+        ReservationLine(line.sku, line.warehouse_id, line.quantity) for line in lines if line.warehouse_id
+    ]
+    open_lines = [line for line in lines if line.warehouse_id is None]
+    if open_lines:
+
+        def still_available(sku: str, warehouse_id: str) -> int:
+            # What the named lines of this reservation take is no longer there for the open ones.
+            return _sellable(level((sku, warehouse_id)), warehouses) - demand.get((sku, warehouse_id), 0)
+
+        result = plan(
+            open_lines,
+            warehouses=warehouses,
+            available=still_available,
+            ship_to=ship_to,
+            deliver_within_hours=deliver_within_hours,
+        )
+        shortfalls += result.shortfalls
+        placed += [ReservationLine(a.sku, a.warehouse_id, a.quantity) for a in result.allocations]
 
     if shortfalls:
         raise OutOfStock(shortfalls)
@@ -61,21 +70,3 @@ def _sellable(level: StockLevel | None, warehouses: Mapping[str, Warehouse]) -> 
     if level is None or not warehouses[level.warehouse_id].active:
         return 0
     return level.quantity_available
-
-
-def _roomiest_level(
-    sku: str,
-    demand: Mapping[LevelKey, int],
-    warehouses: Mapping[str, Warehouse],
-    levels_of_sku: Callable[[str], Iterable[StockLevel]],
-) -> tuple[LevelKey | None, int]:
-    best: LevelKey | None = None
-    best_available = 0
-    for candidate in sorted(levels_of_sku(sku), key=lambda lvl: lvl.warehouse_id):
-        warehouse = warehouses.get(candidate.warehouse_id)
-        if warehouse is None or not warehouse.active:
-            continue
-        available = candidate.quantity_available - demand.get(candidate.key, 0)
-        if best is None or available > best_available:
-            best, best_available = candidate.key, available
-    return best, best_available

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from stockd.domain.errors import InvalidRequest
+
 MAX_QUANTITY = 1_000_000_000
 """The largest quantity one command may move (API.md, Conventions)."""
 
@@ -54,6 +56,19 @@ class AdjustReason(StrEnum):
     LOST = "lost"
     FOUND = "found"
     COUNT_CORRECTION = "count_correction"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A point on the Earth in degrees (WGS84)."""
+
+    latitude: float
+    longitude: float
+
+    def __post_init__(self) -> None:
+        # Written as "not inside" so that NaN is refused as well.
+        if not (-90.0 <= self.latitude <= 90.0 and -180.0 <= self.longitude <= 180.0):
+            raise InvalidRequest("latitude must be -90 to 90 and longitude -180 to 180")
 
 
 @dataclass(frozen=True, slots=True)

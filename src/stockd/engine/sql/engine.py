@@ -13,7 +13,8 @@ two transactions from deciding on the same balance:
     update; insert the movements; commit.
 ``optimistic``
     One transaction per request without locks; each level is written only if its
-    ``version`` is still the one read, else the request is retried (bounded, jittered).
+    ``version`` is still the one read, else the request is retried (jittered backoff;
+    after a few lost races, with row locks, so a hot row cannot starve anyone).
 ``atomic``
     One transaction per request; each level changes by a conditional
     ``UPDATE … SET quantity_reserved = quantity_reserved + ? WHERE
@@ -78,6 +79,14 @@ a hot row the optimistic strategy can lose many rounds in a row, and a caller
 deserves an answer from the data, not from a retry counter."""
 
 SQLITE_MAX_PARAMETERS = 900
+
+
+ESCALATE_AFTER_CONFLICTS = 5
+"""A request that lost this many optimistic or atomic races retries with row locks instead.
+
+On a hot row, optimistic writers can lose round after round to each other
+(a thundering herd: one winner per round); queueing on the row lock
+guarantees progress. Uncontended requests never get here."""
 
 
 class Strategy(StrEnum):
@@ -150,7 +159,8 @@ class SqlEngine:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._transaction(submissions, mode)
+                    escalate = attempt.retry_state.attempt_number > ESCALATE_AFTER_CONFLICTS
+                    return await self._transaction(submissions, Strategy.LOCK if escalate else mode)
         except RETRYABLE as error:
             raise Unavailable(
                 f"gave up after {RETRY_BUDGET_SECONDS:g} s of losing to concurrent writers; retry"
