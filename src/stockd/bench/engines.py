@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ from stockd.domain.clock import SystemClock
 from stockd.domain.commands import Receive
 from stockd.domain.model import MAX_QUANTITY, Product, Warehouse
 from stockd.engine.sql.engine import SqlEngine, Strategy
-from stockd.service import new_reservation_id
+from stockd.ids import new_id
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
 
@@ -101,10 +102,10 @@ async def database_url(engine: EngineName, given: str | None) -> AsyncIterator[s
 async def scratch_postgres_database() -> AsyncIterator[str]:
     """``CREATE DATABASE stockd_bench_…`` on the benchmark's PostgreSQL server; dropped afterwards."""
     server = os.environ.get(POSTGRES_SERVER_VARIABLE, DEFAULT_POSTGRES_SERVER)
-    name = f"stockd_bench_{new_reservation_id()[-12:]}"
+    name = f"stockd_bench_{new_id()[-12:]}"
     try:
         connection = await asyncpg.connect(server, timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+    except Exception as error:  # refused, unknown host, bad credentials, …: all the same to the user
         raise BenchUsageError(
             f"cannot reach PostgreSQL at {server} to create a scratch database ({error}); start it, set "
             f"{POSTGRES_SERVER_VARIABLE}, or pass --database postgresql://…"
@@ -117,11 +118,28 @@ async def scratch_postgres_database() -> AsyncIterator[str]:
     try:
         yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
-        connection = await asyncpg.connect(server, timeout=10)
+        await _drop_database(server, name)
+
+
+async def _drop_database(server: str, name: str, attempts: int = 5) -> None:
+    """Best effort, a few times: a busy server may refuse a connection for a moment (too many clients)."""
+    for attempt in range(1, attempts + 1):
         try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
+            connection = await asyncpg.connect(server, timeout=10)
+            try:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await connection.close()
+            return
+        except Exception as error:  # refused, too many clients, restarting: all worth another try
+            if attempt == attempts:
+                print(
+                    f"stockd bench: could not drop the scratch database {name} ({error}); "
+                    f'drop it by hand: dropdb --force "{name}"',
+                    file=sys.stderr,
+                )
+                return
+            await asyncio.sleep(1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +211,7 @@ async def seed(bench: BenchEngine, count: int, quantity: int, prefix: str = "B")
     """
     store, engine = bench.store, bench.engine
     now = SystemClock().now()
-    tag = new_reservation_id()[-8:]
+    tag = new_id()[-8:]
     await store.put_warehouse(Warehouse(WAREHOUSE, "bench", 0.0, 0.0, "UTC", now, now))
     names = [f"{prefix}{tag}-{i}" for i in range(count)]
     for start in range(0, count, 500):

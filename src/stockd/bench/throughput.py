@@ -1,31 +1,26 @@
 """In-process reservation throughput: the engine and its strategy, no HTTP.
 
 Every reservation is durable (committed, fsynced) before its caller is
-answered. Callers reserve one unit of one of ``skus`` products, chosen
-uniformly, against stock large enough never to run out.
+answered: the engine answers only after its transaction commits, and
+``Durability`` records what the database itself says about its commits.
+Callers reserve one unit of one of ``skus`` products, chosen uniformly,
+against stock large enough never to run out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import statistics
-import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from stockd.bootstrap import open_database
-from stockd.config import Settings
-from stockd.domain.clock import SystemClock
-from stockd.domain.commands import Receive, RequestedLine, Reserve
-from stockd.domain.model import MAX_QUANTITY, Product, Warehouse
-from stockd.engine.sql.engine import SqlEngine, Strategy
-from stockd.service import new_reservation_id
-from stockd.store.sql import Database
-from stockd.store.sql_store import SqlStore
-
-WAREHOUSE = "bench"
+from stockd.bench.engines import UNLIMITED, WAREHOUSE, BenchEngine, seed
+from stockd.bench.stats import Batches, Latency, Tick, ticking
+from stockd.domain.commands import RequestedLine, Reserve
+from stockd.domain.errors import StockdError
+from stockd.ids import new_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,81 +30,92 @@ class ThroughputResult:
     skus: int
     concurrency: int
     reservations: int
+    """Reservations acknowledged (durable); only these count towards the rate and the latencies."""
+    errors: dict[str, int]
+    """Requests refused by error code (with unlimited stock, only ``unavailable`` can happen)."""
     seconds: float
-    p50_ms: float
-    p99_ms: float
-    mean_batch: float
+    latency: Latency
+    batches: Batches
+    durable: bool
+    durability: str
+    engine_version: str
 
     @property
     def reservations_per_second(self) -> float:
-        return self.reservations / self.seconds
+        return self.reservations / self.seconds if self.seconds else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "benchmark": "throughput",
+            "engine": self.engine,
+            "strategy": self.strategy,
+            "reservations_per_second": round(self.reservations_per_second, 1),
+            "p50_ms": round(self.latency.p50_ms, 3),
+            "p90_ms": round(self.latency.p90_ms, 3),
+            "p99_ms": round(self.latency.p99_ms, 3),
+            "max_ms": round(self.latency.max_ms, 3),
+            "reservations": self.reservations,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "skus": self.skus,
+            "concurrency": self.concurrency,
+            "batches": self.batches.batches,
+            "mean_batch": round(self.batches.mean_batch, 1),
+            "p50_batch": self.batches.p50_batch,
+            "max_batch": self.batches.max_batch,
+            "durable": self.durable,
+            "durability": self.durability,
+            "engine_version": self.engine_version,
+        }
 
 
 async def measure(
+    bench: BenchEngine,
     *,
-    strategy: Strategy,
-    database_url: str | None,
     seconds: float,
     concurrency: int,
     skus: int,
+    tick: Tick | None = None,
 ) -> ThroughputResult:
-    """Run ``concurrency`` callers for ``seconds`` against a fresh data set; report what they got."""
-    with tempfile.TemporaryDirectory(prefix="stockd-bench-") as directory:
-        settings = Settings(data_dir=Path(directory), database=database_url, strategy=strategy.value)
-        database = await open_database(settings)
-        batch_sizes: list[int] = []
-        engine = SqlEngine(database, SystemClock(), strategy=strategy, on_batch=batch_sizes.append)
-        try:
-            names = await _seed(database, engine, skus)
-            batch_sizes.clear()
-            latencies, elapsed = await _run_callers(engine, names, seconds, concurrency)
-        finally:
-            await engine.close()
-            await database.close()
-    ordered = sorted(latencies)
-    return ThroughputResult(
-        engine=database.dialect,
-        strategy=strategy.value,
-        skus=skus,
-        concurrency=concurrency,
-        reservations=len(ordered),
-        seconds=elapsed,
-        p50_ms=statistics.median(ordered) * 1000,
-        p99_ms=ordered[int(len(ordered) * 0.99)] * 1000,
-        mean_batch=statistics.fmean(batch_sizes) if batch_sizes else 0.0,
-    )
-
-
-async def _seed(database: Database, engine: SqlEngine, skus: int) -> list[str]:
-    """Fresh products (a new prefix each run, so runs on one PostgreSQL database never collide)."""
-    store = SqlStore(database)
-    now = SystemClock().now()
-    prefix = new_reservation_id()[-8:]
-    await store.put_warehouse(Warehouse(WAREHOUSE, "bench", 0.0, 0.0, "UTC", now, now))
-    names = [f"B{prefix}-{i}" for i in range(skus)]
-    for start in range(0, skus, 500):
-        await asyncio.gather(
-            *(store.put_product(Product(n, n, now, now)) for n in names[start : start + 500])
-        )
-        await asyncio.gather(
-            *(engine.execute(Receive(n, WAREHOUSE, MAX_QUANTITY)) for n in names[start : start + 500])
-        )
-    return names
-
-
-async def _run_callers(
-    engine: SqlEngine, names: list[str], seconds: float, concurrency: int
-) -> tuple[list[float], float]:
+    """Run ``concurrency`` callers for ``seconds`` against fresh products; report what they got."""
+    names = await seed(bench, skus, UNLIMITED)
     latencies: list[float] = []
     choose = random.Random(7).choice
-    began = time.perf_counter()
-    deadline = began + seconds
+    engine = bench.engine
 
-    async def caller() -> None:
+    errors: Counter[str] = Counter()
+
+    async def caller(deadline: float) -> None:
         while (started := time.perf_counter()) < deadline:
             line = RequestedLine(choose(names), 1, WAREHOUSE)
-            await engine.execute(Reserve(new_reservation_id(), "bench", (line,)))
+            try:
+                await engine.execute(Reserve(new_id(), "bench", (line,)))
+            except StockdError as error:  # e.g. optimistic retries giving up: counted, not fatal
+                errors[error.code] += 1
+                continue
             latencies.append(time.perf_counter() - started)
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - began
+    began = time.perf_counter()
+
+    def progress() -> tuple[float, str]:
+        elapsed = time.perf_counter() - began
+        rate = len(latencies) / elapsed if elapsed else 0.0
+        return min(elapsed, seconds), f"{len(latencies):,} reserved, {rate:,.0f}/s"
+
+    async with ticking(tick, progress):
+        await asyncio.gather(*(caller(began + seconds) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return ThroughputResult(
+        engine=bench.name.value,
+        strategy=bench.strategy.value,
+        skus=skus,
+        concurrency=concurrency,
+        reservations=len(latencies),
+        errors=dict(errors),
+        seconds=elapsed,
+        latency=Latency.of(latencies),
+        batches=Batches.of(bench.batch_sizes),
+        durable=bench.durability.durable,
+        durability=bench.durability.settings,
+        engine_version=bench.durability.version,
+    )
