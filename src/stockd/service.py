@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from stockd.broadcast import Broadcast
 from stockd.domain.book import Outcome
 from stockd.domain.clock import Clock
-from stockd.domain.commands import Command, Expire
+from stockd.domain.commands import Command, Expire, RequestedLine
 from stockd.domain.errors import IdempotencyKeyReused, InvalidRequest, NotFound, RequestInProgress
 from stockd.domain.events import EVENT_TYPES
 from stockd.domain.model import (
+    Location,
     Movement,
     Product,
     Reservation,
@@ -27,9 +29,10 @@ from stockd.domain.model import (
     Transfer,
     Warehouse,
 )
+from stockd.domain.planner import Plan, plan
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
-from stockd.engine.base import Engine, IdempotencyClaim, StoredResponse
+from stockd.engine.base import Engine, IdempotencyClaim, IdempotencyRecord, StoredResponse
 from stockd.ids import new_id
 from stockd.store.base import MovementFilter, Reconciliation
 from stockd.store.pagination import Page
@@ -83,9 +86,32 @@ class StockService:
     async def execute(
         self, command: Command, claim: IdempotencyClaim | None = None
     ) -> Outcome | StoredResponse:
-        """Apply a command once. With a claim, a repeat returns the first answer instead."""
+        """Apply a command once. With a claim, a repeat returns the first answer instead.
+
+        The engine stores the answer in the same transaction as the command's effects.
+        """
         if claim is None:
             return await self.engine.execute(command)
+        async with self._claimed(claim) as stored:
+            return stored or await self.engine.execute(command, claim)
+
+    async def remember(
+        self, claim: IdempotencyClaim, answer: Callable[[], Awaitable[StoredResponse]]
+    ) -> StoredResponse:
+        """Idempotency for a POST that is not a stock command (a plan, a subscription):
+        the first answer is computed, then stored; repeats get it back."""
+        async with self._claimed(claim) as stored:
+            if stored is not None:
+                return stored
+            response = await answer()
+            await self.store.save_idempotency_record(
+                IdempotencyRecord(claim.principal, claim.key, claim.fingerprint, response, self.clock.now())
+            )
+            return response
+
+    @asynccontextmanager
+    async def _claimed(self, claim: IdempotencyClaim) -> AsyncIterator[StoredResponse | None]:
+        """Hold the key in flight; yield the stored first answer, if there is one."""
         # Mark the key in flight *before* looking for a stored answer: the first
         # request leaves the set only after its answer is durable, so a repeat
         # either sees it running or finds what it stored, never neither.
@@ -95,13 +121,11 @@ class StockService:
         self._in_flight.add(identity)
         try:
             stored = await self.store.find_idempotency_record(claim.principal, claim.key)
-            if stored is not None:
-                if stored.fingerprint != claim.fingerprint:
-                    raise IdempotencyKeyReused(
-                        f"Idempotency-Key {claim.key!r} was already used for a different request"
-                    )
-                return stored.response
-            return await self.engine.execute(command, claim)
+            if stored is not None and stored.fingerprint != claim.fingerprint:
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {claim.key!r} was already used for a different request"
+                )
+            yield None if stored is None else stored.response
         finally:
             self._in_flight.discard(identity)
 
@@ -186,6 +210,30 @@ class StockService:
         return reservation if status is reservation.status else replace(reservation, status=status)
 
     # -- replenishment ------------------------------------------------------------------
+
+    async def plan(
+        self,
+        lines: Sequence[RequestedLine],
+        ship_to: Location | None,
+        deliver_within_hours: int | None,
+    ) -> Plan:
+        """Where these lines would ship from now. Changes nothing."""
+        skus = list(dict.fromkeys(line.sku for line in lines))
+        for sku in skus:
+            await self.get_product(sku)
+        levels = [
+            level
+            for per_sku in await asyncio.gather(*map(self.store.levels_of_sku, skus))
+            for level in per_sku
+        ]
+        warehouses = await self.store.warehouses_by_id({level.warehouse_id for level in levels})
+        return plan(
+            lines,
+            warehouses={w.warehouse_id: w for w in warehouses},
+            available={level.key: level.quantity_available for level in levels},
+            ship_to=ship_to,
+            deliver_within_hours=deliver_within_hours,
+        )
 
     async def list_alerts(self, status: str | None, limit: int, cursor: str | None) -> Page[Alert]:
         return await self.store.list_alerts(status, limit, cursor)

@@ -13,7 +13,16 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
 from stockd.api.problems import EXCEPTION_HANDLERS
-from stockd.api.routes import catalog, ledger, operations, replenishment, reservations, stock, transfers
+from stockd.api.routes import (
+    catalog,
+    fulfillment,
+    ledger,
+    operations,
+    replenishment,
+    reservations,
+    stock,
+    transfers,
+)
 from stockd.api.strict import reject_loose_bodies
 from stockd.bootstrap import build_service
 from stockd.config import Settings
@@ -55,6 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *stock.HANDLERS,
             *reservations.HANDLERS,
             *transfers.HANDLERS,
+            *fulfillment.HANDLERS,
             *replenishment.HANDLERS,
             *ledger.HANDLERS,
             *operations.HANDLERS,

@@ -1,8 +1,9 @@
-"""Running a stock-changing command from a POST: idempotency, then the service, then the answer."""
+"""Answering a POST: idempotency, then the service, then the answer."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 
 from litestar import Request, Response
 
@@ -67,3 +68,20 @@ async def run_command(
         response = render.outcome_response(result, success_status)
     media_type = render.PROBLEM_JSON if response.status_code >= 400 else render.JSON
     return Response(response.body, status_code=response.status_code, media_type=media_type)
+
+
+async def answer_once(
+    service: StockService,
+    request: Request,  # type: ignore[type-arg]
+    body: object,
+    answer: Callable[[], Awaitable[object]],
+    success_status: int = 200,
+) -> Response[bytes]:
+    """A POST that is not a stock command: with an Idempotency-Key, its first answer is kept."""
+
+    async def rendered() -> StoredResponse:
+        return StoredResponse(success_status, encode(await answer()))
+
+    claim = claim_of(request, body, success_status)
+    response = await (rendered() if claim is None else service.remember(claim, rendered))
+    return Response(response.body, status_code=response.status_code, media_type=render.JSON)

@@ -9,6 +9,7 @@ from stockd.domain.book import Outcome
 from stockd.domain.clock import rfc3339
 from stockd.domain.errors import StockdError
 from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
+from stockd.domain.planner import Plan
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
 from stockd.engine.base import StoredResponse
@@ -167,6 +168,26 @@ def delivery(d: Delivery) -> s.DeliveryOut:
         last_error=d.last_error,
         created_at=timestamp(d.created_at),
         delivered_at=None if d.delivered_at is None else timestamp(d.delivered_at),
+    )
+
+
+def fulfillment_plan(p: Plan) -> s.PlanOut:
+    return s.PlanOut(
+        allocations=[
+            s.AllocationOut(
+                sku=a.sku,
+                warehouse_id=a.warehouse_id,
+                quantity=a.quantity,
+                distance_km=None if a.distance_km is None else round(a.distance_km, 1),
+                reason=a.reason,
+                estimated_delivery_hours=None
+                if a.estimated_delivery_hours is None
+                else round(a.estimated_delivery_hours, 1),
+            )
+            for a in p.allocations
+        ],
+        warehouse_count=p.warehouse_count,
+        shortfalls=[s.PlanShortfallOut(x.sku, x.requested, x.available) for x in p.shortfalls],
     )
 
 

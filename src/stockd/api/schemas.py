@@ -194,11 +194,22 @@ class LineIn(Struct):
     warehouse_id: Identifier | None = None
 
 
+DeliverWithin = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=8760,
+        description="only warehouses whose estimated delivery (handling + transit) is this soon",
+    ),
+]
+
+
 class ReserveIn(Struct):
     order_id: Reference
     lines: Annotated[list[LineIn], Meta(min_length=1, max_length=100)]
     ttl_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 900
     ship_to: Location | None = None
+    deliver_within_hours: DeliverWithin | None = None
 
 
 class LineOut(Struct):
@@ -264,6 +275,41 @@ class DeliveryOut(Struct):
     last_error: str | None
     created_at: Timestamp
     delivered_at: Timestamp | None
+
+
+# -- fulfillment planning ------------------------------------------------------------
+
+
+class PlanLineIn(Struct):
+    sku: Identifier
+    quantity: Quantity
+
+
+class PlanIn(Struct):
+    lines: Annotated[list[PlanLineIn], Meta(min_length=1, max_length=100)]
+    ship_to: Location | None = None
+    deliver_within_hours: DeliverWithin | None = None
+
+
+class AllocationOut(Struct):
+    sku: str
+    warehouse_id: str
+    quantity: int
+    distance_km: float | None
+    reason: str
+    estimated_delivery_hours: float | None
+
+
+class PlanShortfallOut(Struct):
+    sku: str
+    requested: int
+    available: int
+
+
+class PlanOut(Struct):
+    allocations: list[AllocationOut]
+    warehouse_count: int
+    shortfalls: list[PlanShortfallOut]
 
 
 # -- ledger ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
@@ -30,7 +31,7 @@ from stockd.store.rows import (
     warehouse_from_row,
     webhook_from_row,
 )
-from stockd.store.sql import Database
+from stockd.store.sql import Database, member_of
 
 # Levels with the sums of their movements; a level with no movements sums to zero.
 RECONCILIATION_QUERY = """
@@ -119,6 +120,15 @@ class SqlStore:
             f"SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id = ?", (warehouse_id,)
         )
         return warehouse_from_row(rows[0]) if rows else None
+
+    async def warehouses_by_id(self, warehouse_ids: Collection[str]) -> list[Warehouse]:
+        if not warehouse_ids:
+            return []
+        condition, params = member_of(self.database.dialect, "warehouse_id", sorted(warehouse_ids))
+        rows = await self.database.fetch(
+            f"SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE {condition}", params
+        )
+        return [warehouse_from_row(r) for r in rows]
 
     async def list_warehouses(self, limit: int, cursor: str | None) -> Page[Warehouse]:
         after = decode_cursor(cursor, (str,))
@@ -281,6 +291,15 @@ class SqlStore:
         return IdempotencyRecord(
             principal, key, fingerprint, StoredResponse(status_code, bytes(body)), from_millis(created_at)
         )
+
+    async def save_idempotency_record(self, record: IdempotencyRecord) -> None:
+        async with self.database.transaction() as session:
+            await session.execute(
+                "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, body, created_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (record.principal, record.key, record.fingerprint, record.response.status_code,
+                 record.response.body, to_millis(record.created_at)),
+            )  # fmt: skip
 
     async def forget_idempotency_records(self, older_than: datetime) -> int:
         async with self.database.transaction() as session:

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.params import JSONBody, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from stockd.api import render
+from stockd.api.commands import answer_once
 from stockd.api.params import Cursor, Limit, OpaqueId, Service
 from stockd.api.schemas import AlertOut, DeliveryOut, Page, WebhookIn, WebhookOut
 
@@ -36,9 +37,15 @@ async def list_alerts(
 
 
 @post("/v1/webhooks", tags=["replenishment"], summary="Subscribe a URL to events", status_code=201)
-async def create_webhook(data: JSONBody[WebhookIn], service: Service) -> Response[WebhookOut]:
-    webhook = await service.create_webhook(data.url, data.events)
-    return Response(render.webhook(webhook, with_secret=True), status_code=201)
+async def create_webhook(
+    data: JSONBody[WebhookIn],
+    request: Request,  # type: ignore[type-arg]
+    service: Service,
+) -> Response[WebhookOut]:
+    async def answer() -> WebhookOut:
+        return render.webhook(await service.create_webhook(data.url, data.events), with_secret=True)
+
+    return await answer_once(service, request, data, answer, success_status=201)  # type: ignore[return-value]
 
 
 @get("/v1/webhooks", tags=["replenishment"], summary="Webhook subscriptions")

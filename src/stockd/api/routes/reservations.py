@@ -12,6 +12,7 @@ from stockd.api.commands import run_command
 from stockd.api.params import Cursor, Limit, OpaqueId, Service
 from stockd.api.schemas import Page, ReservationOut, ReserveIn
 from stockd.domain.commands import Confirm, Release, RequestedLine, Reserve
+from stockd.domain.model import Location
 from stockd.service import new_reservation_id
 
 OrderQuery = Annotated[str, Parameter(min_length=1, max_length=128, description="the order's id")]
@@ -28,6 +29,8 @@ async def create_reservation(
         order_id=data.order_id,
         lines=tuple(RequestedLine(line.sku, line.quantity, line.warehouse_id) for line in data.lines),
         ttl_seconds=data.ttl_seconds,
+        ship_to=None if data.ship_to is None else Location(data.ship_to.latitude, data.ship_to.longitude),
+        deliver_within_hours=data.deliver_within_hours,
     )
     return await run_command(service, request, command, data, success_status=201)  # type: ignore[return-value]
 
