@@ -14,12 +14,17 @@ STREAM_DEADLINE_SECONDS = 20.0
 
 
 async def read_events(
-    response: httpx.Response, wanted: list[str], found: list[tuple[str, dict[str, Any]]]
+    response: httpx.Response,
+    wanted: list[str],
+    found: list[tuple[str, dict[str, Any]]],
+    subscribed: asyncio.Event,
 ) -> None:
     """Collect (event, data) pairs until every wanted event type has been seen."""
     event = ""
     async for line in response.aiter_lines():
-        if line.startswith("event:"):
+        if line.startswith(":"):
+            subscribed.set()  # the server sends a comment once this stream is listening
+        elif line.startswith("event:"):
             event = line.split(":", 1)[1].strip()
         elif line.startswith("data:") and event:
             found.append((event, json.loads(line.split(":", 1)[1])))
