@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from stockd.api import schemas as s
 from stockd.domain.book import Outcome
 from stockd.domain.clock import rfc3339
@@ -85,16 +87,7 @@ def level(lvl: StockLevel, in_transit: int | None = None) -> s.LevelOut:
 
 
 def sku_level(lvl: StockLevel, in_transit: int | None = None) -> s.SkuLevelOut:
-    return s.SkuLevelOut(
-        sku=lvl.sku,
-        warehouse_id=lvl.warehouse_id,
-        quantity_on_hand=lvl.quantity_on_hand,
-        quantity_reserved=lvl.quantity_reserved,
-        quantity_available=lvl.quantity_available,
-        reorder_point=lvl.reorder_point,
-        reorder_quantity=lvl.reorder_quantity,
-        quantity_in_transit=in_transit,
-    )
+    return s.SkuLevelOut(sku=lvl.sku, **msgspec.structs.asdict(level(lvl, in_transit)))
 
 
 def stock(summary: StockSummary) -> s.StockOut:
