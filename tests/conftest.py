@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from stockd.api.app import create_app
-from stockd.config import Settings
+from stockd.config import SQLITE_FILE, Settings
 from stockd.domain.clock import FakeClock, SystemClock
+from stockd.store.migrate import upgrade_to_head
 from stockd.store.postgres import asyncpg_dsn
 
 STRATEGIES = ["batched", "lock", "optimistic", "atomic"]
@@ -74,11 +76,22 @@ async def empty_tables(url: str) -> None:
         await connection.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest schema; each test starts from a copy (migrating takes ~0.1 s)."""
+    path = tmp_path_factory.mktemp("template") / SQLITE_FILE
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
 async def settings(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     dialect, strategy = engine.split("-")
     if dialect == "sqlite":
-        return Settings(data_dir=tmp_path / "data", strategy=strategy)
+        data_dir = tmp_path / "data"
+        data_dir.mkdir()
+        shutil.copy(request.getfixturevalue("migrated_sqlite"), data_dir / SQLITE_FILE)
+        return Settings(data_dir=data_dir, strategy=strategy)
     url: str = request.getfixturevalue("postgres_database")
     await empty_tables(url)
     return Settings(database=url, strategy=strategy)

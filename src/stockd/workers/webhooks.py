@@ -39,7 +39,6 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
 
     def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
         self._task = asyncio.create_task(self._run(), name="stockd-webhook-dispatcher")
 
     async def stop(self) -> None:
@@ -53,11 +52,14 @@ class WebhookDispatcher:
     async def dispatch_once(self) -> int:
         """Send every delivery that is due; returns how many were attempted."""
         due = await self._store.due_deliveries(self._clock.now(), BATCH)
+        if due and self._client is None:
+            # Made on first use: building one loads the system's CA certificates (tens of ms).
+            self._client = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
         await asyncio.gather(*(self._attempt(delivery, webhook) for delivery, webhook in due))
         return len(due)
 
     async def _attempt(self, delivery: Delivery, webhook: Webhook) -> None:
-        assert self._client is not None, "start() first"
+        assert self._client is not None
         body = delivery.payload.encode()
         headers = {
             "Content-Type": "application/json",
