@@ -123,17 +123,11 @@ class PostgresDatabase:
         with unreachable_as_unavailable():
             connection = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
         try:
-            transaction = connection.transaction()
+            # asyncpg's own transaction block: it knows how to roll back from any state
+            # the connection can be left in, including a query that failed half-way.
             with unreachable_as_unavailable():
-                await transaction.start()
-            try:
-                yield PostgresSession(connection)
-            except BaseException:
-                with unreachable_as_unavailable():
-                    await transaction.rollback()
-                raise
-            with unreachable_as_unavailable():
-                await transaction.commit()
+                async with connection.transaction():
+                    yield PostgresSession(connection)
         finally:
             await self._pool.release(connection)
 

@@ -28,9 +28,11 @@ reach the client.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
@@ -133,7 +135,12 @@ class SqlEngine:
             return await self._batcher.submit(submission)
         if self._on_batch is not None:
             self._on_batch(1)
-        decision = (await self._with_retries([submission], self._mode_for(command)))[0]
+        # Shielded: a caller that goes away (a client disconnecting) must not cut a
+        # transaction off half-way; it finishes, and a retry with the same
+        # Idempotency-Key finds its answer.
+        work = asyncio.ensure_future(self._with_retries([submission], self._mode_for(command)))
+        work.add_done_callback(_observe)
+        decision = (await asyncio.shield(work))[0]
         if isinstance(decision, StockdError):
             raise decision
         return decision
@@ -182,6 +189,12 @@ class SqlEngine:
         if self._on_events is not None and events:
             self._on_events(events)  # told only once the changes are durable
         return decisions
+
+
+def _observe(task: asyncio.Future[Any]) -> None:
+    """Retrieve a shielded transaction's failure even when its caller left, so it is not reported as lost."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Loaded:
