@@ -23,7 +23,9 @@ from stockd.domain.errors import Unavailable
 from stockd.store.migrate import head_revision, upgrade_to_head
 from stockd.store.sql import Row
 
-ACQUIRE_TIMEOUT_SECONDS = 5.0
+ACQUIRE_TIMEOUT_SECONDS = 30.0
+"""Waiting for a free connection is queueing, not failure: a flash sale may keep all of them busy.
+A database that is down fails at once instead (connecting is refused)."""
 STATEMENT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 20
 
