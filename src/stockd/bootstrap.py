@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from stockd.broadcast import Broadcast
-from stockd.config import ConfigurationError, Settings
+from stockd.config import ConfigurationError, Settings, is_loopback_address
 from stockd.domain.clock import Clock, SystemClock
 from stockd.engine.sql.engine import SqlEngine, Strategy
 from stockd.metrics import BATCH_SIZE
@@ -14,6 +14,8 @@ from stockd.store.postgres import PostgresDatabase
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
 from stockd.store.sqlite import SqliteDatabase
+
+MIN_ADMIN_KEY_LENGTH = 16
 
 
 def check_supported(settings: Settings) -> None:
@@ -26,6 +28,19 @@ def check_supported(settings: Settings) -> None:
         )
     if not settings.is_postgresql:
         settings.sqlite_path()
+    if settings.admin_key is not None and len(settings.admin_key) < MIN_ADMIN_KEY_LENGTH:
+        raise ConfigurationError(f"the admin key must be at least {MIN_ADMIN_KEY_LENGTH} characters")
+    if settings.rate_limit is not None and settings.rate_limit < 1:
+        raise ConfigurationError("the rate limit must be at least 1 request per second")
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond the loopback interface while nothing would keep strangers out."""
+    if settings.admin_key is None and not is_loopback_address(settings.host):
+        raise ConfigurationError(
+            f"refusing to listen on {settings.host!r} without an admin key: "
+            "set STOCKD_ADMIN_KEY (or --admin-key), or listen on 127.0.0.1"
+        )
 
 
 async def open_database(settings: Settings) -> Database:

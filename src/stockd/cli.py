@@ -51,9 +51,32 @@ def serve(
     database: Database = None,
     redis: Redis = None,
     strategy: StrategyOption = "batched",
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STOCKD_ADMIN_KEY",
+            help="A full admin API key (at least 16 characters); required to listen beyond loopback.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            envvar="STOCKD_RATE_LIMIT", min=1, help="Requests per second per key (or per client address)."
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service (API docs at /docs)."""
-    settings = _settings(data_dir, database, redis, host=host, port=port, strategy=strategy)
+    settings = _settings(
+        data_dir,
+        database,
+        redis,
+        host=host,
+        port=port,
+        strategy=strategy,
+        admin_key=admin_key,
+        rate_limit=rate_limit,
+        listening=True,
+    )
     console.print(f"stockd listening on http://{host}:{port} (docs: /docs, data: {settings.database_url})")
     asyncio.run(_serve(settings))
 
@@ -180,14 +203,26 @@ def _settings(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     strategy: str = "batched",
+    admin_key: str | None = None,
+    rate_limit: int | None = None,
+    listening: bool = False,
 ) -> Settings:
     settings = Settings(
-        host=host, port=port, data_dir=data_dir, database=database, redis=redis, strategy=strategy
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database=database,
+        redis=redis,
+        strategy=strategy,
+        admin_key=admin_key,
+        rate_limit=rate_limit,
     )
-    from stockd.bootstrap import check_supported
+    from stockd.bootstrap import check_exposure, check_supported
 
     try:
         check_supported(settings)
+        if listening:
+            check_exposure(settings)
     except ConfigurationError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,16 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = Path("data")
 SQLITE_FILE = "stockd.db"
+
+
+def is_loopback_address(host: str) -> bool:
+    """Is ``host`` (an address, or ``localhost``) on the loopback interface?"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigurationError(Exception):
@@ -23,6 +34,10 @@ class Settings:
     database: str | None = None
     redis: str | None = None
     strategy: str = "batched"
+    admin_key: str | None = None
+    """A full admin key accepted at start-up; never stored."""
+    rate_limit: int | None = None
+    """Requests per second per key (or per client address without one); None: unlimited."""
 
     @property
     def database_url(self) -> str:

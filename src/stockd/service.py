@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -53,6 +53,16 @@ class StockSummary:
     sku: str
     levels: list[StockLevel]
     in_transit: dict[str, int]
+
+    def within(self, warehouse_ids: Collection[str] | None) -> StockSummary:
+        """Only the levels of these warehouses (a warehouse-limited key's view); None: all."""
+        if warehouse_ids is None:
+            return self
+        return StockSummary(
+            self.sku,
+            [level for level in self.levels if level.warehouse_id in warehouse_ids],
+            {w: quantity for w, quantity in self.in_transit.items() if w in warehouse_ids},
+        )
 
     @property
     def quantity_in_transit(self) -> int:
@@ -216,8 +226,9 @@ class StockService:
         lines: Sequence[RequestedLine],
         ship_to: Location | None,
         deliver_within_hours: int | None,
+        within: Collection[str] | None = None,
     ) -> Plan:
-        """Where these lines would ship from now. Changes nothing."""
+        """Where these lines would ship from now, from the ``within`` warehouses only if given. Changes nothing."""
         skus = list(dict.fromkeys(line.sku for line in lines))
         for sku in skus:
             await self.get_product(sku)
@@ -225,6 +236,7 @@ class StockService:
             level
             for per_sku in await asyncio.gather(*map(self.store.levels_of_sku, skus))
             for level in per_sku
+            if within is None or level.warehouse_id in within
         ]
         warehouses = await self.store.warehouses_by_id({level.warehouse_id for level in levels})
         return plan(

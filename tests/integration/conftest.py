@@ -1,9 +1,16 @@
 """The real server, as a subprocess, on a free port and a fresh data directory.
 
 ``server`` starts one stockd process per test and stops it at teardown
-whatever happened. The process runs in its own session, so ``kill9()`` can
-SIGKILL its whole process group at once — exactly what a crash looks like —
-and ``restart()`` starts it again on the same data directory and port.
+whatever happened; ``server_factory`` (and ``module_server_factory``, for
+servers a module's tests share) starts as many as a test needs, each with
+optional command-line options (``database=``, ``strategy=``, any ``args``),
+e.g. two processes on the same PostgreSQL database. Each process runs in its
+own session, so ``kill9()`` can SIGKILL its whole process group at once —
+exactly what a crash looks like — and ``restart()`` starts it again on the
+same data directory and port.
+
+Tests marked ``disturbs_postgres`` (they stop the shared PostgreSQL server)
+are moved to the end of the run.
 
 Everything the server prints goes to a log file next to the data directory;
 it is shown when the server fails to start, and attached to the report of any
@@ -25,10 +32,12 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 import pytest
@@ -48,6 +57,7 @@ LOAD_CLIENTS = 40
 SSL_CONTEXT = ssl.create_default_context()
 
 SERVERS_KEY = pytest.StashKey[list["StockdServer"]]()
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -63,8 +73,9 @@ class ServerFailedToStart(RuntimeError):
 class StockdServer:
     """One stockd process (and its successors after ``restart()``) on one data directory."""
 
-    def __init__(self, data_dir: Path, log_path: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, port: int, args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
+        self.args = list(args)
         self.log_path = log_path
         self.port = port
         self.host = "127.0.0.1"
@@ -94,6 +105,7 @@ class StockdServer:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            *self.args,
         ]
         with self.log_path.open("ab") as log:
             log.write(f"\n--- start #{self.starts}: {' '.join(command)}\n".encode())
@@ -170,10 +182,12 @@ class StockdServer:
             text = "…" + text[-LOG_TAIL_CHARS:]
         return f"--- server log {self.log_path} ---{text}"
 
-    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+    def client(
+        self, *, timeout: httpx.Timeout = CLIENT_TIMEOUT, limits: httpx.Limits = CLIENT_LIMITS, **kwargs: Any
+    ) -> httpx.AsyncClient:
         """An AsyncClient for this server; use it as ``async with server.client() as http``."""
         return httpx.AsyncClient(
-            base_url=self.base_url, timeout=CLIENT_TIMEOUT, limits=CLIENT_LIMITS, verify=SSL_CONTEXT, **kwargs
+            base_url=self.base_url, timeout=timeout, limits=limits, verify=SSL_CONTEXT, **kwargs
         )
 
     def load_client(self) -> LoadClient:
@@ -234,18 +248,42 @@ class LoadClient:
         await self.aclose()
 
 
-@pytest.fixture
-def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[], StockdServer]]:
-    """Starts servers, each on its own free port and data directory; stops them all at teardown."""
-    servers: list[StockdServer] = []
-    request.node.stash[SERVERS_KEY] = servers
+class ServerFactory(Protocol):
+    def __call__(
+        self, *, database: str | None = None, strategy: str | None = None, args: Sequence[str] = ()
+    ) -> StockdServer: ...
 
-    def start() -> StockdServer:
+
+def server_arguments(
+    database: str | None = None, strategy: str | None = None, args: Sequence[str] = ()
+) -> list[str]:
+    """``stockd serve`` options beyond host, port and data directory."""
+    arguments: list[str] = []
+    if database is not None:
+        arguments += ["--database", database]
+    if strategy is not None:
+        arguments += ["--strategy", strategy]
+    return [*arguments, *args]
+
+
+@contextlib.contextmanager
+def starting_servers(directory: Path, node: pytest.Item | pytest.Collector) -> Iterator[ServerFactory]:
+    """A ``ServerFactory`` whose servers live in ``directory`` and are all stopped on exit.
+
+    The servers are stashed on ``node`` so a failing test shows their logs.
+    """
+    servers: list[StockdServer] = []
+    node.stash[SERVERS_KEY] = servers
+
+    def start(
+        *, database: str | None = None, strategy: str | None = None, args: Sequence[str] = ()
+    ) -> StockdServer:
         number = len(servers) + 1
         server = StockdServer(
-            data_dir=tmp_path / f"server-{number}" / "data",
-            log_path=tmp_path / f"server-{number}.log",
+            data_dir=directory / f"server-{number}" / "data",
+            log_path=directory / f"server-{number}.log",
             port=free_port(),
+            args=server_arguments(database, strategy, args),
         )
         server.data_dir.parent.mkdir(parents=True, exist_ok=True)
         servers.append(server)
@@ -260,7 +298,33 @@ def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[C
 
 
 @pytest.fixture
-def server(server_factory: Callable[[], StockdServer]) -> StockdServer:
+def server_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+    """Starts servers, each on its own free port and data directory; stops them all at teardown.
+
+    ``server_factory(database="postgresql://…", strategy="lock")`` passes ``--database``
+    and ``--strategy``; ``args=[…]`` passes any other ``stockd serve`` options.
+    """
+    with starting_servers(tmp_path, request.node) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ServerFactory]:
+    """Like ``server_factory``, for servers that the tests of one module share (started once)."""
+    with starting_servers(tmp_path_factory.mktemp("servers"), request.node) as start:
+        yield start
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code such as a module-scoped fixture."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> StockdServer:
     """A running stockd on a fresh data directory."""
     return server_factory()
 
@@ -271,11 +335,30 @@ async def http(server: StockdServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+DISTURBS_POSTGRES = "disturbs_postgres"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{DISTURBS_POSTGRES}: stops the shared PostgreSQL server for a while; runs after every other test",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that stop PostgreSQL run last, so no other test meets a database that is away."""
+    calm = [item for item in items if item.get_closest_marker(DISTURBS_POSTGRES) is None]
+    disturbing = [item for item in items if item.get_closest_marker(DISTURBS_POSTGRES) is not None]
+    items[:] = calm + disturbing
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report: pytest.TestReport = yield
     if report.failed:
-        for server in item.stash.get(SERVERS_KEY, []):
+        module = item.getparent(pytest.Module)
+        shared = [] if module is None else module.stash.get(SERVERS_KEY, [])
+        for server in [*item.stash.get(SERVERS_KEY, []), *shared]:
             report.sections.append((f"stockd on port {server.port}", server.log_tail()))
     return report
 
@@ -354,3 +437,35 @@ async def assert_reconciled(http: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["mismatches"] == [], body
     assert body["levels_checked"] >= 1
+
+
+async def assert_sold_out(
+    http: httpx.AsyncClient, responses: list[httpx.Response], sku: str, warehouse_id: str, units: int
+) -> list[dict[str, Any]]:
+    """``units`` single units sold to ``len(responses)`` buyers with distinct orders: exactly
+    ``units`` held, every other buyer refused with ``409 out_of_stock``, the ledger in step.
+
+    Returns the reservations that were held.
+    """
+    statuses = Counter(response.status_code for response in responses)
+    unexpected = {response.text for response in responses if response.status_code not in (201, 409)}
+    assert statuses == {201: units, 409: len(responses) - units}, (statuses, sorted(unexpected)[:5])
+    rejected = [response for response in responses if response.status_code == 409]
+    assert {response.headers["content-type"] for response in rejected} == {"application/problem+json"}
+    assert Counter(response.json()["code"] for response in rejected) == {"out_of_stock": len(rejected)}
+
+    held = [response.json() for response in responses if response.status_code == 201]
+    reservation_ids = {reservation["id"] for reservation in held}
+    assert len(reservation_ids) == units
+    assert len({reservation["order_id"] for reservation in held}) == units
+    for reservation in held:
+        assert reservation["status"] == "pending", reservation
+        assert reservation["lines"] == [{"sku": sku, "warehouse_id": warehouse_id, "quantity": 1}]
+
+    assert await level(http, sku, warehouse_id) == (units, units, 0)
+    await assert_reconciled(http)
+    movements = await movements_of(http, sku)
+    assert ledger_balances(movements) == {warehouse_id: (units, units)}
+    assert Counter(m["type"] for m in movements) == {"receive": 1, "reserve": units}
+    assert {m["reference_id"] for m in movements if m["type"] == "reserve"} == reservation_ids
+    return held

@@ -12,10 +12,13 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
+from stockd.api.access import authorize, provide_principal
 from stockd.api.problems import EXCEPTION_HANDLERS
+from stockd.api.ratelimit import RateLimiter
 from stockd.api.routes import (
     catalog,
     fulfillment,
+    keys,
     ledger,
     operations,
     replenishment,
@@ -27,12 +30,19 @@ from stockd.api.strict import reject_loose_bodies
 from stockd.bootstrap import build_service
 from stockd.config import Settings
 from stockd.domain.clock import Clock
+from stockd.keyring import KeyRing
 from stockd.service import StockService
 from stockd.workers.expiry import ExpirySweeper
 from stockd.workers.webhooks import WebhookDispatcher
 
 MAX_BODY_BYTES = 1024 * 1024
 """A 100-line reservation is about 10 KiB; anything near a mebibyte is not a request we want."""
+
+
+async def before_request(request: Request) -> None:  # type: ignore[type-arg]
+    # Who is calling comes first: an unauthenticated body is not worth decoding.
+    await authorize(request)
+    await reject_loose_bodies(request)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
@@ -44,6 +54,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         sweeper = ExpirySweeper(service)
         dispatcher = WebhookDispatcher(service.store, service.clock)
         app.state.service = service
+        app.state.keyring = KeyRing(service.store, service.clock, settings.admin_key)
+        app.state.rate_limiter = None if settings.rate_limit is None else RateLimiter(settings.rate_limit)
         sweeper.start()
         dispatcher.start()
         try:
@@ -57,6 +69,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         service: StockService = request.app.state.service
         return service
 
+    def provide_keyring(request: Request) -> KeyRing:  # type: ignore[type-arg]
+        keyring: KeyRing = request.app.state.keyring
+        return keyring
+
     prometheus = PrometheusConfig(app_name="stockd", prefix="stockd", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[
@@ -67,14 +83,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *fulfillment.HANDLERS,
             *replenishment.HANDLERS,
             *ledger.HANDLERS,
+            *keys.HANDLERS,
             *operations.HANDLERS,
         ],
-        dependencies={"service": Provide(provide_service, sync_to_thread=False)},
+        dependencies={
+            "service": Provide(provide_service, sync_to_thread=False),
+            "keyring": Provide(provide_keyring, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         middleware=[prometheus.middleware],
         request_max_body_size=MAX_BODY_BYTES,
-        before_request=reject_loose_bodies,
+        before_request=before_request,
         openapi_config=OpenAPIConfig(
             title="stockd",
             version=__version__,

@@ -9,6 +9,7 @@ from litestar import Request, Response
 
 from stockd.api import render
 from stockd.api.schemas import encode
+from stockd.domain.access import ANONYMOUS, Principal
 from stockd.domain.book import Outcome
 from stockd.domain.commands import Command
 from stockd.domain.errors import InvalidRequest, StockdError
@@ -17,7 +18,6 @@ from stockd.service import StockService
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-ANONYMOUS = ""
 
 
 class HttpClaim:
@@ -48,7 +48,11 @@ def claim_of(request: Request, body: object, success_status: int) -> HttpClaim |
     digest = hashlib.sha256(request.method.encode())
     digest.update(request.url.path.encode())
     digest.update(encode(body))
-    return HttpClaim(ANONYMOUS, key, digest.hexdigest(), success_status)
+    # Keys are scoped by caller: two keys may use the same Idempotency-Key independently.
+    principal: Principal | None = request.state.get("principal")
+    return HttpClaim(
+        ANONYMOUS if principal is None else principal.id, key, digest.hexdigest(), success_status
+    )
 
 
 async def run_command(

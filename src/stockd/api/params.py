@@ -8,6 +8,8 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from stockd.api.schemas import IDENTIFIER_PATTERN, PRINTABLE_PATTERN
+from stockd.domain.access import Principal
+from stockd.keyring import KeyRing
 from stockd.service import StockService
 
 SkuPath = Annotated[str, Parameter(pattern=IDENTIFIER_PATTERN, description="the product's sku")]
@@ -21,5 +23,9 @@ Cursor = Annotated[
 IdentifierQuery = Annotated[str | None, Parameter(pattern=IDENTIFIER_PATTERN)]
 ReferenceQuery = Annotated[str | None, Parameter(min_length=1, max_length=128, pattern=PRINTABLE_PATTERN)]
 
+Caller = NamedDependency[Principal]
+"""Who is calling, injected by name into handlers that declare ``principal: Caller``."""
+KeyRingDep = NamedDependency[KeyRing]
+"""The API keys, injected by name into handlers that declare ``keyring: KeyRingDep``."""
 Service = NamedDependency[StockService]
 """The service, injected by name into every handler that declares ``service: Service``."""

@@ -9,7 +9,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from stockd.api import render
 from stockd.api.schemas import Problem, encode
-from stockd.domain.errors import StockdError, Unavailable
+from stockd.domain.errors import RateLimited, StockdError, Unauthorized, Unavailable
 
 log = logging.getLogger("stockd.api")
 
@@ -22,7 +22,13 @@ def problem_response(doc: Problem, headers: dict[str, str] | None = None) -> Res
 
 def stockd_error(_: Request, error: StockdError) -> Response[bytes]:  # type: ignore[type-arg]
     # Nothing was committed, so the client may simply try again shortly.
-    headers = {"Retry-After": "1"} if isinstance(error, Unavailable) else None
+    headers = None
+    if isinstance(error, Unavailable):
+        headers = {"Retry-After": "1"}
+    elif isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    elif isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="stockd"'}
     return problem_response(render.problem_of(error), headers=headers)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from stockd.api import schemas as s
+from stockd.domain.access import ApiKey
 from stockd.domain.book import Outcome
 from stockd.domain.clock import rfc3339
 from stockd.domain.errors import StockdError
@@ -147,6 +148,17 @@ def webhook(w: Webhook, *, with_secret: bool = False) -> s.WebhookOut:
         events=list(w.events),
         created_at=timestamp(w.created_at),
         secret=w.secret if with_secret else None,
+    )
+
+
+def api_key(k: ApiKey, token: str | None = None) -> s.KeyOut:
+    return s.KeyOut(
+        id=k.id,
+        name=k.name,
+        scopes=list(k.scopes),
+        warehouse_ids=None if k.warehouse_ids is None else list(k.warehouse_ids),
+        created_at=timestamp(k.created_at),
+        key=token,
     )
 
 

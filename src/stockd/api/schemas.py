@@ -343,6 +343,32 @@ class ReconciliationOut(Struct):
     mismatches: list[MismatchOut]
 
 
+# -- access control ----------------------------------------------------------------
+
+ScopeName = Literal["read", "write", "admin"]
+
+
+class KeyIn(Struct):
+    name: Name
+    scopes: Annotated[list[ScopeName], Meta(min_length=1, max_length=3)]
+    warehouse_ids: (
+        Annotated[
+            list[Identifier],
+            Meta(min_length=1, max_length=1000, description="limit the key to these warehouses"),
+        ]
+        | None
+    ) = None
+
+
+class KeyOut(Struct, omit_defaults=True):
+    id: str
+    name: str
+    scopes: list[str]
+    warehouse_ids: Annotated[list[str] | None, Meta(description="null: every warehouse")]
+    created_at: Timestamp
+    key: Annotated[str | None, Meta(description="the bearer token; shown only on creation")] = None
+
+
 # -- operations and errors ---------------------------------------------------------
 
 

@@ -17,6 +17,9 @@ knows about HTTP.
         └── RequestInProgress   request_in_progress   the first request with this key is still running
     IdempotencyKeyReused        idempotency_key_reused  a key came back with a different request
     Unavailable                 unavailable           the engine's database cannot be reached now
+    Unauthorized                unauthorized          no valid API key came with the request
+    Forbidden                   forbidden             the key lacks a scope, or the object is in a foreign warehouse
+    RateLimited                 rate_limited          the caller sent more requests per second than allowed
 """
 
 from __future__ import annotations
@@ -118,3 +121,25 @@ class Unavailable(StockdError):
     """The engine cannot take requests right now (its database is unreachable); retry later."""
 
     code = "unavailable"
+
+
+class Unauthorized(StockdError):
+    """No API key, or one that is unknown, malformed or revoked."""
+
+    code = "unauthorized"
+
+
+class Forbidden(StockdError):
+    """A valid key that may not do this: a missing scope, or a warehouse outside its limit."""
+
+    code = "forbidden"
+
+
+class RateLimited(StockdError):
+    """More requests per second than the caller is allowed; try again after ``retry_after_seconds``."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

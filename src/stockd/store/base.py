@@ -10,6 +10,8 @@ class MovementFilter:
     sku: str | None = None
     warehouse_id: str | None = None
     reference_id: str | None = None
+    warehouse_ids: frozenset[str] | None = None
+    """Only movements in one of these warehouses (a warehouse-limited key's view); None: all."""
 
 
 @dataclass(frozen=True, slots=True)

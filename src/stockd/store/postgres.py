@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -40,6 +40,9 @@ UNREACHABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
+    # A connection cut off mid-operation (the server went away) is left in a state
+    # asyncpg reports as this; it is the same outage seen from another angle.
+    asyncpg.exceptions.InternalClientError,
 )
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -131,6 +134,11 @@ class PostgresDatabase:
                 async with connection.transaction():
                     yield PostgresSession(connection)
         finally:
+            await self._release(connection)
+
+    async def _release(self, connection: asyncpg.Connection) -> None:
+        """Give the connection back; one the server dropped is closed by asyncpg, not an error of ours."""
+        with suppress(UNREACHABLE):
             await self._pool.release(connection)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:

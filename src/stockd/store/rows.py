@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from stockd.domain.access import ApiKey
 from stockd.domain.model import (
     Movement,
     MovementType,
@@ -172,4 +173,20 @@ def movement_from_row(row: Row) -> Movement:
         reference_id=reference_id,
         reason=reason,
         created_at=from_millis(created_at),
+    )
+
+
+API_KEY_COLUMNS = "id, name, scopes, warehouse_ids, secret_sha256, created_at, revoked_at"
+
+
+def api_key_from_row(row: Row) -> ApiKey:
+    key_id, name, scopes, warehouse_ids, secret_sha256, created_at, revoked_at = row
+    return ApiKey(
+        id=key_id,
+        name=name,
+        scopes=tuple(msgspec.json.decode(scopes)),
+        warehouse_ids=None if warehouse_ids is None else tuple(msgspec.json.decode(warehouse_ids)),
+        secret_sha256=secret_sha256,
+        created_at=from_millis(created_at),
+        revoked_at=None if revoked_at is None else from_millis(revoked_at),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
+from stockd.domain.access import ApiKey
 from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
@@ -14,6 +15,7 @@ from stockd.store.base import Mismatch, MovementFilter, Reconciliation
 from stockd.store.codec import encode_dimensions, encode_json, from_millis, to_millis
 from stockd.store.pagination import Page, decode_cursor, make_page
 from stockd.store.rows import (
+    API_KEY_COLUMNS,
     DELIVERY_COLUMNS,
     LEVEL_COLUMNS,
     MOVEMENT_COLUMNS,
@@ -22,6 +24,7 @@ from stockd.store.rows import (
     TRANSFER_COLUMNS,
     WAREHOUSE_COLUMNS,
     WEBHOOK_COLUMNS,
+    api_key_from_row,
     delivery_from_row,
     level_from_row,
     movement_from_row,
@@ -264,6 +267,12 @@ class SqlStore:
             if value is not None:
                 conditions.append(f"{column} = ?")
                 parameters.append(value)
+        if where.warehouse_ids is not None:
+            if not where.warehouse_ids:
+                return Page([], None)
+            condition, values = member_of(self.database.dialect, "warehouse_id", sorted(where.warehouse_ids))
+            conditions.append(condition)
+            parameters.extend(values)
         rows = await self.database.fetch(
             f"SELECT {MOVEMENT_COLUMNS} FROM movements WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ?",
             (*parameters, limit + 1),
@@ -306,6 +315,41 @@ class SqlStore:
             return await session.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?", (to_millis(older_than),)
             )
+
+    async def put_api_key(self, key: ApiKey) -> None:
+        warehouse_ids = None if key.warehouse_ids is None else encode_json(list(key.warehouse_ids))
+        async with self.database.transaction() as session:
+            await session.execute(
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                (key.id, key.name, encode_json(list(key.scopes)), warehouse_ids, key.secret_sha256,
+                 to_millis(key.created_at), None),
+            )  # fmt: skip
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not."""
+        rows = await self.database.fetch(f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+        return api_key_from_row(rows[0]) if rows else None
+
+    async def list_api_keys(self, limit: int, cursor: str | None) -> Page[ApiKey]:
+        """Keys not revoked, by id."""
+        after = decode_cursor(cursor, (str,))
+        rows = await self.database.fetch(
+            f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL AND id > ? ORDER BY id LIMIT ?",
+            ("" if after is None else after[0], limit + 1),
+        )
+        return make_page([api_key_from_row(r) for r in rows], limit, lambda k: (k.id,))
+
+    async def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        async with self.database.transaction() as session:
+            changed = await session.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (to_millis(now), key_id),
+            )
+        return changed == 1
+
+    async def any_api_key(self) -> bool:
+        """Has any key ever been created? (A revoked key counts: see KeyRing.)"""
+        return bool(await self.database.fetch("SELECT 1 FROM api_keys LIMIT 1"))
 
     async def close(self) -> None:
         await self.database.close()

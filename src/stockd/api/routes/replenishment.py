@@ -13,7 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from stockd.api import render
 from stockd.api.commands import answer_once
-from stockd.api.params import Cursor, Limit, OpaqueId, Service
+from stockd.api.params import Caller, Cursor, Limit, OpaqueId, Service
 from stockd.api.schemas import AlertOut, DeliveryOut, Page, WebhookIn, WebhookOut
 
 HEARTBEAT_SECONDS = 15.0
@@ -30,10 +30,12 @@ EventsQuery = Annotated[
 
 @get("/v1/alerts", tags=["replenishment"], summary="Replenishment alerts, oldest first")
 async def list_alerts(
-    service: Service, status: StatusQuery = None, limit: Limit = 100, cursor: Cursor = None
+    service: Service, principal: Caller, status: StatusQuery = None, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[AlertOut]:
     page = await service.list_alerts(status, limit, cursor)
-    return Page([render.alert(a) for a in page.items], page.next_cursor)
+    # A limited key sees only its warehouses' alerts (a page may come out short).
+    visible = [a for a in page.items if principal.may_touch(a.warehouse_id)]
+    return Page([render.alert(a) for a in visible], page.next_cursor)
 
 
 @post("/v1/webhooks", tags=["replenishment"], summary="Subscribe a URL to events", status_code=201)
@@ -48,7 +50,7 @@ async def create_webhook(
     return await answer_once(service, request, data, answer, success_status=201)  # type: ignore[return-value]
 
 
-@get("/v1/webhooks", tags=["replenishment"], summary="Webhook subscriptions")
+@get("/v1/webhooks", tags=["replenishment"], summary="Webhook subscriptions", scope="admin")
 async def list_webhooks(service: Service, limit: Limit = 100, cursor: Cursor = None) -> Page[WebhookOut]:
     page = await service.list_webhooks(limit, cursor)
     return Page([render.webhook(w) for w in page.items], page.next_cursor)
@@ -59,7 +61,12 @@ async def delete_webhook(webhook_id: OpaqueId, service: Service) -> None:
     await service.delete_webhook(webhook_id)
 
 
-@get("/v1/webhooks/{webhook_id:str}/deliveries", tags=["replenishment"], summary="A webhook's delivery log")
+@get(
+    "/v1/webhooks/{webhook_id:str}/deliveries",
+    tags=["replenishment"],
+    summary="A webhook's delivery log",
+    scope="admin",
+)
 async def list_deliveries(
     webhook_id: OpaqueId, service: Service, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[DeliveryOut]:
@@ -68,7 +75,8 @@ async def list_deliveries(
 
 
 @get("/v1/events", tags=["replenishment"], summary="Server-Sent Events: stock changes and alerts, live")
-async def stream_events(service: Service, types: EventsQuery = None) -> ServerSentEvent:
+async def stream_events(service: Service, principal: Caller, types: EventsQuery = None) -> ServerSentEvent:
+    principal.require_unlimited("follow every warehouse's events")
     wanted = set(types or ())
 
     async def messages() -> AsyncIterator[ServerSentEventMessage]:

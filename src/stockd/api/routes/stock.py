@@ -7,15 +7,15 @@ from litestar.params import JSONBody
 
 from stockd.api import render
 from stockd.api.commands import run_command
-from stockd.api.params import Service, SkuPath, WarehousePath
+from stockd.api.params import Caller, Service, SkuPath, WarehousePath
 from stockd.api.schemas import AdjustIn, ReceiveIn, ReorderPolicyIn, SkuLevelOut, StockOut
 from stockd.domain.commands import Adjust, Receive, SetReorderPolicy
 from stockd.domain.model import AdjustReason
 
 
 @get("/v1/stock/{sku:str}", tags=["stock"], summary="A SKU's stock in every warehouse")
-async def get_stock(sku: SkuPath, service: Service) -> StockOut:
-    return render.stock(await service.stock_of(sku))
+async def get_stock(sku: SkuPath, service: Service, principal: Caller) -> StockOut:
+    return render.stock((await service.stock_of(sku)).within(principal.warehouse_ids))
 
 
 @get(
@@ -23,17 +23,22 @@ async def get_stock(sku: SkuPath, service: Service) -> StockOut:
     tags=["stock"],
     summary="A SKU's stock in one warehouse",
 )
-async def get_level(sku: SkuPath, warehouse_id: WarehousePath, service: Service) -> SkuLevelOut:
+async def get_level(
+    sku: SkuPath, warehouse_id: WarehousePath, service: Service, principal: Caller
+) -> SkuLevelOut:
+    principal.require_warehouses([warehouse_id])
     level, in_transit = await service.level_of(sku, warehouse_id)
     return render.sku_level(level, in_transit)
 
 
-@post("/v1/stock/receive", tags=["stock"], summary="Goods arrive", status_code=200)
+@post("/v1/stock/receive", tags=["stock"], summary="Goods arrive", status_code=200, scope="write")
 async def receive(
     data: JSONBody[ReceiveIn],
     request: Request,  # type: ignore[type-arg]
     service: Service,
+    principal: Caller,
 ) -> Response[SkuLevelOut]:
+    principal.require_warehouses([data.warehouse_id])
     command = Receive(data.sku, data.warehouse_id, data.quantity, data.reference_id, data.reference_type)
     return await run_command(service, request, command, data)  # type: ignore[return-value]
 
@@ -43,12 +48,15 @@ async def receive(
     tags=["stock"],
     summary="Correct stock after a count, damage or loss",
     status_code=200,
+    scope="write",
 )
 async def adjust(
     data: JSONBody[AdjustIn],
     request: Request,  # type: ignore[type-arg]
     service: Service,
+    principal: Caller,
 ) -> Response[SkuLevelOut]:
+    principal.require_warehouses([data.warehouse_id])
     command = Adjust(
         data.sku,
         data.warehouse_id,
@@ -66,8 +74,13 @@ async def adjust(
     summary="Set a reorder policy",
 )
 async def put_reorder_policy(
-    sku: SkuPath, warehouse_id: WarehousePath, data: JSONBody[ReorderPolicyIn], service: Service
+    sku: SkuPath,
+    warehouse_id: WarehousePath,
+    data: JSONBody[ReorderPolicyIn],
+    service: Service,
+    principal: Caller,
 ) -> SkuLevelOut:
+    principal.require_warehouses([warehouse_id])
     command = SetReorderPolicy(sku, warehouse_id, data.reorder_point, data.reorder_quantity)
     outcome = await service.execute(command)
     return render.sku_level(outcome)  # type: ignore[arg-type]
