@@ -138,7 +138,7 @@ class PostgresDatabase:
 
     async def _release(self, connection: asyncpg.Connection) -> None:
         """Give the connection back; one the server dropped is closed by asyncpg, not an error of ours."""
-        with suppress(UNREACHABLE):
+        with suppress(*UNREACHABLE):
             await self._pool.release(connection)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
