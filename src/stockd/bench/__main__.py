@@ -26,6 +26,7 @@ from rich.table import Table
 from stockd.bench.engines import (
     DEFAULT_POSTGRES_SERVER,
     POSTGRES_SERVER_VARIABLE,
+    BenchEngine,
     BenchUsageError,
     EngineName,
     check_engines,
@@ -122,20 +123,10 @@ def throughput(
         f"{concurrency} callers, {skus} SKU(s), {os.cpu_count()} cores"
     )
 
-    async def run(bars: _Bars) -> list[ThroughputResult]:
-        results = []
-        for engine_name in engines:
-            for strategy_name in strategies:
-                async with open_engine(
-                    engine_name, strategy_name, database_for(engine_name, database)
-                ) as bench:
-                    tick = bars(f"{engine_name}/{strategy_name}", seconds)
-                    results.append(
-                        await measure(bench, seconds=seconds, concurrency=concurrency, skus=skus, tick=tick)
-                    )
-        return results
+    async def one(bench: BenchEngine, tick: Tick) -> ThroughputResult:
+        return await measure(bench, seconds=seconds, concurrency=concurrency, skus=skus, tick=tick)
 
-    results = _run_with_progress(run)
+    results = _run_with_progress(_on_every_engine(engines, strategies, database, seconds, one))
     records = [result.as_json() for result in results]
     _add_vs_lock(records)
     table = Table(
@@ -197,20 +188,10 @@ def flash_sale(
         f"{buyers:,} buyers, {concurrency} at a time, {os.cpu_count()} cores"
     )
 
-    async def run(bars: _Bars) -> list[FlashSaleResult]:
-        results = []
-        for engine_name in engines:
-            for strategy_name in strategies:
-                async with open_engine(
-                    engine_name, strategy_name, database_for(engine_name, database)
-                ) as bench:
-                    tick = bars(f"{engine_name}/{strategy_name}", buyers)
-                    results.append(
-                        await run_sale(bench, units=units, buyers=buyers, concurrency=concurrency, tick=tick)
-                    )
-        return results
+    async def one(bench: BenchEngine, tick: Tick) -> FlashSaleResult:
+        return await run_sale(bench, units=units, buyers=buyers, concurrency=concurrency, tick=tick)
 
-    results = _run_with_progress(run)
+    results = _run_with_progress(_on_every_engine(engines, strategies, database, buyers, one))
     records = [result.as_json() for result in results]
     table = Table(
         "engine", "strategy", "reserved", "oversold", "refused", "errors", "sold out in",
@@ -441,6 +422,28 @@ class _Bars:
             self._progress.update(task, completed=done, status=status)
 
         return tick
+
+
+def _on_every_engine(
+    engines: Sequence[EngineName],
+    strategies: Sequence[Strategy],
+    database: str | None,
+    total: float,
+    one: Callable[[BenchEngine, Tick], Coroutine[Any, Any, T]],
+) -> Callable[[_Bars], Coroutine[Any, Any, list[T]]]:
+    """Run ``one`` on each engine × strategy in turn, each on its own fresh database, with a progress bar."""
+
+    async def run(bars: _Bars) -> list[T]:
+        results = []
+        for engine_name in engines:
+            for strategy_name in strategies:
+                async with open_engine(
+                    engine_name, strategy_name, database_for(engine_name, database)
+                ) as bench:
+                    results.append(await one(bench, bars(f"{engine_name}/{strategy_name}", total)))
+        return results
+
+    return run
 
 
 def _run_with_progress(work: Callable[[_Bars], Coroutine[Any, Any, list[T]]]) -> list[T]:
