@@ -63,5 +63,6 @@ async def build_service(settings: Settings, clock: Clock | None = None) -> Stock
         strategy=Strategy(settings.strategy),
         on_batch=BATCH_SIZE.observe,
         on_events=broadcast.publish,
+        max_units_per_order=settings.max_units_per_order,
     )
     return StockService(engine, SqlStore(database), clock, broadcast)

@@ -64,6 +64,14 @@ def serve(
             envvar="STOCKD_RATE_LIMIT", min=1, help="Requests per second per key (or per client address)."
         ),
     ] = None,
+    max_units_per_order: Annotated[
+        int | None,
+        typer.Option(
+            envvar="STOCKD_MAX_UNITS_PER_ORDER",
+            min=1,
+            help="The most units of one SKU one order may hold (a bot cannot hold a whole launch).",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service (API docs at /docs)."""
     settings = _settings(
@@ -75,6 +83,7 @@ def serve(
         strategy=strategy,
         admin_key=admin_key,
         rate_limit=rate_limit,
+        max_units_per_order=max_units_per_order,
         listening=True,
     )
     console.print(f"stockd listening on http://{host}:{port} (docs: /docs, data: {settings.database_url})")
@@ -205,6 +214,7 @@ def _settings(
     strategy: str = "batched",
     admin_key: str | None = None,
     rate_limit: int | None = None,
+    max_units_per_order: int | None = None,
     listening: bool = False,
 ) -> Settings:
     settings = Settings(
@@ -216,6 +226,7 @@ def _settings(
         strategy=strategy,
         admin_key=admin_key,
         rate_limit=rate_limit,
+        max_units_per_order=max_units_per_order,
     )
     from stockd.bootstrap import check_exposure, check_supported
 

@@ -36,6 +36,8 @@ class Settings:
     strategy: str = "batched"
     admin_key: str | None = None
     """A full admin key accepted at start-up; never stored."""
+    max_units_per_order: int | None = None
+    """The most units of one SKU one order may hold in pending reservations; None: no cap."""
     rate_limit: int | None = None
     """Requests per second per key (or per client address without one); None: unlimited."""
 

@@ -28,6 +28,7 @@ STATUS_OF_CODE = {
     "not_found": 404,
     "out_of_stock": 409,
     "insufficient_stock": 409,
+    "order_limit_exceeded": 409,
     "stale_quantity": 409,
     "invalid_state": 409,
     "reservation_expired": 409,

@@ -32,6 +32,7 @@ from stockd.domain.errors import (
     InvalidRequest,
     InvalidState,
     NotFound,
+    OrderLimitExceeded,
     ReservationExpired,
     StaleQuantity,
 )
@@ -69,6 +70,7 @@ class Needs:
     skus_in_any_warehouse: set[str] = field(default_factory=set)
     reservation_ids: set[str] = field(default_factory=set)
     transfer_ids: set[str] = field(default_factory=set)
+    order_ids: set[str] = field(default_factory=set)
 
     def add_transfer_levels(self, transfers: Iterable[Transfer]) -> None:
         """Receiving a transfer touches its destination level."""
@@ -89,6 +91,7 @@ def needs_of(commands: Iterable[Command]) -> Needs:
     for command in commands:
         match command:
             case Reserve(lines=lines):
+                needs.order_ids.add(command.order_id)
                 for line in lines:
                     needs.skus.add(line.sku)
                     if line.warehouse_id is None:
@@ -122,7 +125,11 @@ class StockBook:
         levels: Iterable[StockLevel],
         reservations: Iterable[Reservation] = (),
         transfers: Iterable[Transfer] = (),
+        max_units_per_order: int | None = None,
+        held_by_order: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
+        """``held_by_order`` is what each (order_id, sku) holds in pending reservations,
+        needed only when ``max_units_per_order`` caps it."""
         self._known_skus = set(known_skus)
         self._warehouses = dict(warehouses)
         self._levels: dict[LevelKey, StockLevel] = {}
@@ -130,6 +137,8 @@ class StockBook:
             self._add_level(level)
         self._reservations = {r.id: r for r in reservations}
         self._transfers = {t.id: t for t in transfers}
+        self._max_units_per_order = max_units_per_order
+        self._held_by_order = dict(held_by_order or {})
 
         self.movements: list[Movement] = []
         self.changed_levels: dict[LevelKey, StockLevel] = {}
@@ -154,6 +163,7 @@ class StockBook:
             _check_quantity(requested.quantity)
             if requested.sku not in self._known_skus:
                 raise NotFound(f"product {requested.sku!r} does not exist")
+        self._check_order_limit(command)
         placed = place_lines(
             command.lines,
             warehouses=self._warehouses,
@@ -175,7 +185,27 @@ class StockBook:
             self._move(level, MovementType.RESERVE, line.quantity, 0, line.quantity, reservation, now)
         self._reservations[reservation.id] = reservation
         self.created_reservations[reservation.id] = reservation
+        if self._max_units_per_order is not None:
+            for line in placed:
+                key = (command.order_id, line.sku)
+                self._held_by_order[key] = self._held_by_order.get(key, 0) + line.quantity
         return reservation
+
+    def _check_order_limit(self, command: Reserve) -> None:
+        """A bot must not hold a whole launch: one order holds at most so many units of a SKU."""
+        cap = self._max_units_per_order
+        if cap is None:
+            return
+        asked: dict[str, int] = {}
+        for line in command.lines:
+            asked[line.sku] = asked.get(line.sku, 0) + line.quantity
+        for sku, quantity in asked.items():
+            held = self._held_by_order.get((command.order_id, sku), 0)
+            if held + quantity > cap:
+                raise OrderLimitExceeded(
+                    f"order {command.order_id!r} may hold at most {cap} units of {sku!r}; "
+                    f"it holds {held} and asks for {quantity} more"
+                )
 
     def _confirm(self, command: Confirm, now: datetime) -> Reservation:
         reservation = self._reservation(command.reservation_id)

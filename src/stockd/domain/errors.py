@@ -11,6 +11,7 @@ knows about HTTP.
     └── Conflict                                      the request is fine, the state says no
         ├── OutOfStock          out_of_stock          a reservation cannot be held (with shortfalls)
         ├── InsufficientStock   insufficient_stock    an adjust or transfer would go below available
+        ├── OrderLimitExceeded  order_limit_exceeded  one order would hold more of a SKU than allowed
         ├── StaleQuantity       stale_quantity        compare-and-set on quantity_on_hand failed
         ├── InvalidState        invalid_state         the reservation/transfer is in the wrong status
         ├── ReservationExpired  reservation_expired   the hold lapsed before it was confirmed
@@ -87,6 +88,12 @@ class OutOfStock(Conflict):
                 for s in self.shortfalls
             ]
         }
+
+
+class OrderLimitExceeded(Conflict):
+    """The order would hold more units of a SKU than one order may (``--max-units-per-order``)."""
+
+    code = "order_limit_exceeded"
 
 
 class InsufficientStock(Conflict):

@@ -55,7 +55,7 @@ from stockd.engine.base import (
 from stockd.engine.batcher import DEFAULT_MAX_BATCH, Batcher
 from stockd.engine.sql.alerts import review_alerts, write_alerts
 from stockd.ids import new_id
-from stockd.store.codec import encode_lines, from_millis, to_millis
+from stockd.store.codec import decode_lines, encode_lines, from_millis, to_millis
 from stockd.store.rows import (
     LEVEL_COLUMNS,
     MOVEMENT_INSERT_COLUMNS,
@@ -117,8 +117,10 @@ class SqlEngine:
         max_batch: int = DEFAULT_MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
         on_events: Callable[[list[Event]], None] | None = None,
+        max_units_per_order: int | None = None,
     ) -> None:
         self._db = database
+        self._max_units_per_order = max_units_per_order
         self._on_events = on_events
         self._clock = clock
         self.strategy = strategy
@@ -179,7 +181,14 @@ class SqlEngine:
         async with self._db.transaction() as session:
             now = self._clock.now()
             lock = mode is Strategy.LOCK
-            loaded = await load(session, dialect, submissions, lock=lock)
+            loaded = await load(
+                session,
+                dialect,
+                submissions,
+                lock=lock,
+                max_units_per_order=self._max_units_per_order,
+                now=now,
+            )
             decisions, records = decide_batch(loaded.book, submissions, now, loaded.stored)
             await write(session, loaded, records, now, mode)
             changed = list(loaded.book.changed_levels.values())
@@ -216,7 +225,13 @@ class Loaded:
 
 
 async def load(
-    session: Session, dialect: Dialect, submissions: Sequence[Submission], *, lock: bool
+    session: Session,
+    dialect: Dialect,
+    submissions: Sequence[Submission],
+    *,
+    lock: bool,
+    max_units_per_order: int | None = None,
+    now: datetime | None = None,
 ) -> Loaded:
     """Everything a batch can touch, read inside its transaction (locked, sorted, when ``lock``)."""
     needs = needs_of(s.command for s in submissions)
@@ -282,6 +297,10 @@ async def load(
         levels=[level_from_row(row[:6]) for row in level_rows.values()],
         reservations=reservations,
         transfers=transfers,
+        max_units_per_order=max_units_per_order,
+        held_by_order=None
+        if max_units_per_order is None or now is None
+        else await held_by_orders(session, dialect, sorted(needs.order_ids), now),
     )
     levels_as_read = {key: (int(row[2]), int(row[3]), int(row[6])) for key, row in level_rows.items()}  # type: ignore[call-overload]
     stored = await load_idempotency_records(session, dialect, submissions)
@@ -289,6 +308,27 @@ async def load(
         t.id: t.status.value for t in transfers
     }
     return Loaded(book, levels_as_read, statuses_as_read, stored)
+
+
+async def held_by_orders(
+    session: Session, dialect: Dialect, order_ids: Sequence[str], now: datetime
+) -> dict[tuple[str, str], int]:
+    """Units each (order, sku) holds in reservations still pending, for the per-order cap.
+
+    Read in the batch's transaction; with row locks on the levels those units sit
+    in, no concurrent reservation of the same SKU can slip past the cap.
+    """
+    held: dict[tuple[str, str], int] = {}
+    for ids in chunks(order_ids, SQLITE_MAX_PARAMETERS):
+        condition, params = member_of(dialect, "order_id", ids)
+        rows = await session.fetch(
+            f"SELECT order_id, lines FROM reservations WHERE status = 'pending' AND expires_at > ? AND {condition}",
+            [to_millis(now), *params],
+        )
+        for order_id, lines in rows:
+            for line in decode_lines(lines):
+                held[(order_id, line.sku)] = held.get((order_id, line.sku), 0) + line.quantity
+    return held
 
 
 async def load_idempotency_records(
