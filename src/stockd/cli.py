@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stockd.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings
+from stockd.domain.chain import BrokenLink
 from stockd.service import StockService
 from stockd.store.base import MovementFilter
 
@@ -184,24 +185,46 @@ def movements(
 
 @app.command()
 def reconcile(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> None:
-    """Prove every balance equals the sum of its movements (exit 1 if one does not)."""
+    """Prove every balance equals the sum of its movements and every hash chain holds (exit 1 if not)."""
     result = _with_service(_settings(data_dir, database), lambda service: service.reconcile())
-    if not result.mismatches:
-        console.print(f"[green]ok[/green]: {result.levels_checked} levels match their ledger")
+    if result.mismatches:
+        table = Table("sku", "warehouse", "on hand", "ledger on hand", "reserved", "ledger reserved")
+        for m in result.mismatches:
+            table.add_row(
+                m.sku,
+                m.warehouse_id,
+                str(m.quantity_on_hand),
+                str(m.ledger_on_hand),
+                str(m.quantity_reserved),
+                str(m.ledger_reserved),
+                style="red",
+            )
+        console.print(table)
+    _print_broken_links(result.broken_links)
+    if result.mismatches or result.broken_links:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: {result.levels_checked} levels match their ledger and its hash chains")
+
+
+@app.command()
+def verify(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> None:
+    """Check every level's movement hash chain; name the first broken link (exit 1 if any)."""
+    broken = _with_service(_settings(data_dir, database), lambda service: service.verify_chains())
+    _print_broken_links(broken)
+    if broken:
+        raise typer.Exit(1)
+    console.print("[green]ok[/green]: every movement hash chain holds")
+
+
+def _print_broken_links(broken: list[BrokenLink]) -> None:
+    if not broken:
         return
-    table = Table("sku", "warehouse", "on hand", "ledger on hand", "reserved", "ledger reserved")
-    for m in result.mismatches:
+    table = Table("sku", "warehouse", "first broken movement", "why", title="broken hash chains")
+    for link in broken:
         table.add_row(
-            m.sku,
-            m.warehouse_id,
-            str(m.quantity_on_hand),
-            str(m.ledger_on_hand),
-            str(m.quantity_reserved),
-            str(m.ledger_reserved),
-            style="red",
+            link.sku, link.warehouse_id, link.movement_id or "(level head)", link.detail, style="red"
         )
     console.print(table)
-    raise typer.Exit(1)
 
 
 def _settings(

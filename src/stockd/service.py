@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from stockd.broadcast import Broadcast
 from stockd.domain.book import Outcome
+from stockd.domain.chain import BrokenLink
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Command, Expire, RequestedLine
 from stockd.domain.errors import IdempotencyKeyReused, InvalidRequest, NotFound, RequestInProgress
@@ -280,6 +281,9 @@ class StockService:
 
     async def reconcile(self) -> Reconciliation:
         return await self.store.reconcile()
+
+    async def verify_chains(self) -> list[BrokenLink]:
+        return await self.store.verify_chains()
 
     async def close(self) -> None:
         await self.engine.close()

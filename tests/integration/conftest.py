@@ -436,6 +436,7 @@ async def assert_reconciled(http: httpx.AsyncClient) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["mismatches"] == [], body
+    assert body["broken_links"] == [], body  # every movement hash chain holds too
     assert body["levels_checked"] >= 1
 
 

@@ -216,6 +216,9 @@ def movement(m: Movement) -> s.MovementOut:
 def reconciliation(r: Reconciliation) -> s.ReconciliationOut:
     return s.ReconciliationOut(
         levels_checked=r.levels_checked,
+        broken_links=[
+            s.BrokenLinkOut(b.sku, b.warehouse_id, b.movement_id, b.detail) for b in r.broken_links
+        ],
         mismatches=[
             s.MismatchOut(
                 m.sku,

@@ -338,9 +338,20 @@ class MismatchOut(Struct):
     ledger_reserved: int
 
 
+class BrokenLinkOut(Struct):
+    sku: str
+    warehouse_id: str
+    movement_id: Annotated[str | None, Meta(description="the first movement whose hash does not follow")]
+    detail: str
+
+
 class ReconciliationOut(Struct):
     levels_checked: int
     mismatches: list[MismatchOut]
+    broken_links: Annotated[
+        list[BrokenLinkOut],
+        Meta(description="levels whose movement hash chain is broken; empty when healthy"),
+    ]
 
 
 # -- access control ----------------------------------------------------------------

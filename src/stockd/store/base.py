@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from stockd.domain.chain import BrokenLink
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +32,5 @@ class Mismatch:
 class Reconciliation:
     levels_checked: int
     mismatches: list[Mismatch]
+    broken_links: list[BrokenLink] = field(default_factory=list)
+    """The first broken link of each level whose movement hash chain does not verify."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from itertools import groupby
 
 from stockd.domain.access import ApiKey
+from stockd.domain.chain import BrokenLink, ChainedMovement, verify_level
 from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
@@ -286,7 +288,32 @@ class SqlStore:
             for sku, warehouse_id, on_hand, reserved, ledger_on_hand, ledger_reserved in rows
             if (on_hand, reserved) != (ledger_on_hand, ledger_reserved)
         ]
-        return Reconciliation(levels_checked=len(rows), mismatches=mismatches)
+        return Reconciliation(
+            levels_checked=len(rows), mismatches=mismatches, broken_links=await self.verify_chains()
+        )
+
+    async def verify_chains(self) -> list[BrokenLink]:
+        """Recompute every level's movement hash chain; the first broken link of each level that fails.
+
+        Reads the whole ledger, a level at a time in id order: a full scan, like reconciliation's sums.
+        """
+        heads = {
+            (sku, warehouse_id): head
+            for sku, warehouse_id, head in await self.database.fetch(
+                "SELECT sku, warehouse_id, last_hash FROM stock_levels"
+            )
+        }
+        rows = await self.database.fetch(
+            "SELECT id, sku, warehouse_id, type, quantity, on_hand_delta, reserved_delta, reference_type, "
+            "reference_id, reason, created_at, hash FROM movements ORDER BY sku, warehouse_id, id"
+        )
+        broken = []
+        for (sku, warehouse_id), level_rows in groupby(rows, key=lambda row: (row[1], row[2])):
+            movements = (ChainedMovement(str(row[0]), *row[1:]) for row in level_rows)
+            link = verify_level(movements, heads.get((sku, warehouse_id)))
+            if link is not None:
+                broken.append(link)
+        return broken
 
     async def find_idempotency_record(self, principal: str, key: str) -> IdempotencyRecord | None:
         rows = await self.database.fetch(

@@ -38,6 +38,7 @@ import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from stockd.domain.book import Outcome, StockBook, needs_of
+from stockd.domain.chain import GENESIS, link
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Adjust, Command, Receive, SetReorderPolicy
 from stockd.domain.errors import StockdError, Unavailable
@@ -209,7 +210,7 @@ def _observe(task: asyncio.Future[Any]) -> None:
 class Loaded:
     """A book and what the rows looked like when read (for the conditional writes)."""
 
-    __slots__ = ("book", "levels_as_read", "statuses_as_read", "stored")
+    __slots__ = ("book", "heads", "levels_as_read", "statuses_as_read", "stored")
 
     def __init__(
         self,
@@ -217,8 +218,11 @@ class Loaded:
         levels_as_read: dict[LevelKey, tuple[int, int, int]],
         statuses_as_read: dict[str, str],
         stored: dict[tuple[str, str], IdempotencyRecord],
+        heads: dict[LevelKey, str | None],
     ) -> None:
         self.book = book
+        # The newest movement hash of each level; the atomic strategy refreshes it under the row lock.
+        self.heads = heads
         self.levels_as_read = levels_as_read
         self.statuses_as_read = statuses_as_read
         self.stored = stored
@@ -260,7 +264,7 @@ async def load(
     for skus in chunks(sorted(needs.skus_in_any_warehouse), size):
         condition, params = member_of(dialect, "sku", skus)
         for row in await session.fetch(
-            f"SELECT {LEVEL_COLUMNS}, version FROM stock_levels WHERE {condition} "
+            f"SELECT {LEVEL_COLUMNS}, version, last_hash FROM stock_levels WHERE {condition} "
             f"ORDER BY sku, warehouse_id{locking}",
             params,
         ):
@@ -269,7 +273,7 @@ async def load(
     for keys in chunks(missing, size // 2):
         condition, params = pairs_in(dialect, ("sku", "warehouse_id"), keys)
         for row in await session.fetch(
-            f"SELECT {LEVEL_COLUMNS}, version FROM stock_levels WHERE {condition} "
+            f"SELECT {LEVEL_COLUMNS}, version, last_hash FROM stock_levels WHERE {condition} "
             f"ORDER BY sku, warehouse_id{locking}",
             params,
         ):
@@ -303,11 +307,12 @@ async def load(
         else await held_by_orders(session, dialect, sorted(needs.order_ids), now),
     )
     levels_as_read = {key: (int(row[2]), int(row[3]), int(row[6])) for key, row in level_rows.items()}  # type: ignore[call-overload]
+    heads_as_read = {key: row[7] for key, row in level_rows.items()}
     stored = await load_idempotency_records(session, dialect, submissions)
     statuses_as_read = {r.id: r.status.value for r in reservations} | {
         t.id: t.status.value for t in transfers
     }
-    return Loaded(book, levels_as_read, statuses_as_read, stored)
+    return Loaded(book, levels_as_read, statuses_as_read, stored, heads_as_read)  # type: ignore[arg-type]
 
 
 async def held_by_orders(
@@ -398,29 +403,34 @@ async def write(
         "transfers", TRANSFER_INSERT_COLUMNS, [transfer_to_row(t) for t in book.created_transfers.values()]
     )
     await _write_transfer_receipts(session, loaded, conditional=mode is not Strategy.LOCK)
-    await session.insert_many(
-        "movements",
-        MOVEMENT_INSERT_COLUMNS,
-        [
-            (
-                m.sku,
-                m.warehouse_id,
-                m.type.value,
-                m.quantity,
-                m.on_hand_delta,
-                m.reserved_delta,
-                m.reference_type,
-                m.reference_id,
-                m.reason,
-                at,
-            )
-            for m in book.movements
-        ],
-    )
+    await _write_movements(session, loaded, at)
     await session.insert_many(
         "idempotency_keys",
         ("principal", "key", "fingerprint", "status_code", "body", "created_at"),
         [(r.principal, r.key, r.fingerprint, r.response.status_code, r.response.body, at) for r in records],
+    )
+
+
+async def _write_movements(session: Session, loaded: Loaded, at: int) -> None:
+    """Insert the batch's movements, each chained to the one before it on its level."""
+    heads = loaded.heads
+    rows = []
+    for m in loaded.book.movements:
+        key = (m.sku, m.warehouse_id)
+        head = link(
+            heads.get(key) or GENESIS, m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta,
+            m.reserved_delta, m.reference_type, m.reference_id, m.reason, at,
+        )  # fmt: skip
+        heads[key] = head
+        rows.append(
+            (m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta, m.reserved_delta,
+             m.reference_type, m.reference_id, m.reason, at, head)
+        )  # fmt: skip
+    await session.insert_many("movements", (*MOVEMENT_INSERT_COLUMNS, "hash"), rows)
+    moved = {(m.sku, m.warehouse_id) for m in loaded.book.movements}
+    await session.executemany(
+        "UPDATE stock_levels SET last_hash = ? WHERE sku = ? AND warehouse_id = ?",
+        [(heads[key], *key) for key in sorted(moved)],
     )
 
 
@@ -463,11 +473,13 @@ async def _write_levels(session: Session, loaded: Loaded, mode: Strategy) -> Non
         else:
             on_hand_delta = level.quantity_on_hand - on_hand_read
             reserved_delta = level.quantity_reserved - reserved_read
-            changed_rows = await session.execute(
+            # The row is locked from here to commit, so the head it returns is the one to chain on.
+            returned = await session.fetch(
                 "UPDATE stock_levels SET quantity_on_hand = quantity_on_hand + ?, "
                 "quantity_reserved = quantity_reserved + ?, version = version + 1 "
                 "WHERE sku = ? AND warehouse_id = ? "
-                "AND quantity_on_hand + ? - (quantity_reserved + ?) >= 0 AND quantity_reserved + ? >= 0",
+                "AND quantity_on_hand + ? - (quantity_reserved + ?) >= 0 AND quantity_reserved + ? >= 0 "
+                "RETURNING last_hash",
                 (
                     on_hand_delta,
                     reserved_delta,
@@ -478,6 +490,9 @@ async def _write_levels(session: Session, loaded: Loaded, mode: Strategy) -> Non
                     reserved_delta,
                 ),
             )
+            changed_rows = len(returned)
+            if returned:
+                loaded.heads[level.key] = returned[0][0]
         if changed_rows != 1:
             raise WriteConflict(level.key)
     if mode is Strategy.LOCK and existing:
