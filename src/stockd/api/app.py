@@ -13,7 +13,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
 from stockd.api.access import authorize, provide_principal
-from stockd.api.problems import EXCEPTION_HANDLERS
+from stockd.api.problems import EXCEPTION_HANDLERS, problem_responses
 from stockd.api.ratelimit import RateLimiter
 from stockd.api.routes import (
     catalog,
@@ -73,19 +73,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         keyring: KeyRing = request.app.state.keyring
         return keyring
 
+    handlers = [
+        *catalog.HANDLERS,
+        *stock.HANDLERS,
+        *reservations.HANDLERS,
+        *transfers.HANDLERS,
+        *fulfillment.HANDLERS,
+        *replenishment.HANDLERS,
+        *ledger.HANDLERS,
+        *keys.HANDLERS,
+        *operations.HANDLERS,
+    ]
+    for handler in handlers:
+        if handler.responses is None and any(path.startswith("/v1/") for path in handler.paths):
+            # Every /v1 operation can answer problem documents; say which in the OpenAPI document.
+            handler.responses = problem_responses(next(iter(handler.http_methods)))
     prometheus = PrometheusConfig(app_name="stockd", prefix="stockd", group_path=True, exclude=["/metrics"])
     return Litestar(
-        route_handlers=[
-            *catalog.HANDLERS,
-            *stock.HANDLERS,
-            *reservations.HANDLERS,
-            *transfers.HANDLERS,
-            *fulfillment.HANDLERS,
-            *replenishment.HANDLERS,
-            *ledger.HANDLERS,
-            *keys.HANDLERS,
-            *operations.HANDLERS,
-        ],
+        route_handlers=handlers,
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
             "keyring": Provide(provide_keyring, sync_to_thread=False),

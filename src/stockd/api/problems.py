@@ -6,6 +6,7 @@ import logging
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from stockd.api import render
 from stockd.api.schemas import Problem, encode
@@ -56,6 +57,35 @@ def internal_error(_: Request, error: Exception) -> Response[bytes]:  # type: ig
     return problem_response(
         render.problem("internal_error", "an internal error occurred; it has been logged")
     )
+
+
+READ_PROBLEMS = {
+    401: "unauthorized: no valid API key",
+    403: "forbidden: the key lacks the scope or the warehouse",
+    404: "not_found: an identifier names nothing",
+    422: "validation_error: the request breaks a rule of API.md",
+    429: "rate_limited: too many requests for this key (see Retry-After)",
+    503: "unavailable: the database cannot be used right now; nothing was applied (see Retry-After)",
+}
+WRITE_PROBLEMS = READ_PROBLEMS | {
+    409: "a conflict with the current state: out_of_stock, insufficient_stock, stale_quantity, invalid_state, "
+    "reservation_expired, order_limit_exceeded, request_in_progress",
+    413: "payload_too_large: the body is over 1 MiB",
+}
+
+
+def problem_responses(method: str) -> dict[int, ResponseSpec]:
+    """The problem documents an operation can answer, for its OpenAPI description."""
+    statuses = READ_PROBLEMS if method in ("GET", "HEAD") else WRITE_PROBLEMS
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=description,
+            media_type=render.PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status, description in statuses.items()
+    }
 
 
 EXCEPTION_HANDLERS = {
