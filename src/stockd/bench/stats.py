@@ -42,6 +42,14 @@ class Latency:
             max_ms=(ordered[-1] if ordered else 0.0) * 1000,
         )
 
+    def as_json(self) -> dict[str, float]:
+        return {
+            "p50_ms": round(self.p50_ms, 3),
+            "p90_ms": round(self.p90_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Batches:
