@@ -5,7 +5,9 @@ contract suite runs unchanged on each of them. PostgreSQL tests use the real
 server of this machine (``STOCKD_TEST_POSTGRES``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``): each test run creates a
 database of its own and drops it at the end; each test starts from empty tables.
-A PostgreSQL that cannot be reached fails those tests loudly; it never skips them.
+Redis engine tests use the machine's Redis (``STOCKD_TEST_REDIS``) under a key
+prefix of their own. A server that cannot be reached fails those tests loudly;
+it never skips them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis
 from litestar.testing import AsyncTestClient
 
 from stockd.api.app import create_app
@@ -29,11 +32,15 @@ from stockd.store.migrate import upgrade_to_head
 from stockd.store.postgres import asyncpg_dsn
 
 STRATEGIES = ["batched", "lock", "optimistic", "atomic"]
-ENGINES = [f"{dialect}-{strategy}" for dialect in ("sqlite", "postgresql") for strategy in STRATEGIES]
+ENGINES = [
+    *(f"{dialect}-{strategy}" for dialect in ("sqlite", "postgresql") for strategy in STRATEGIES),
+    "redis-batched",
+]
 DEFAULT_ENGINES = ["sqlite-batched", "postgresql-batched"]
 """For tests of the HTTP edge alone, where the strategy cannot matter: one engine per database."""
 
 ADMIN_URL = os.environ.get("STOCKD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("STOCKD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(params=ENGINES)
@@ -94,7 +101,24 @@ async def settings(engine: str, tmp_path: Path, request: pytest.FixtureRequest) 
         return Settings(data_dir=data_dir, strategy=strategy)
     url: str = request.getfixturevalue("postgres_database")
     await empty_tables(url)
+    if dialect == "redis":
+        return Settings(database=url, redis=REDIS_URL, redis_prefix=request.getfixturevalue("redis_prefix"))
     return Settings(database=url, strategy=strategy)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """Keys of this test alone in the machine's Redis, removed afterwards."""
+    prefix = f"stockd-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    forget_redis_keys(prefix)
+
+
+def forget_redis_keys(prefix: str) -> None:
+    with redis.Redis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
 
 
 @pytest.fixture

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import redis.asyncio as aioredis
+
 from stockd.broadcast import Broadcast
 from stockd.config import ConfigurationError, Settings, is_loopback_address
 from stockd.domain.clock import Clock, SystemClock
+from stockd.engine.redis.durability import warn_unless_durable
+from stockd.engine.redis.engine import REDIS_TIMEOUT_SECONDS, RedisEngine
+from stockd.engine.redis.keys import Keys
 from stockd.engine.sql.engine import SqlEngine, Strategy
 from stockd.metrics import BATCH_SIZE
 from stockd.service import StockService
@@ -14,6 +19,7 @@ from stockd.store.postgres import PostgresDatabase
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
 from stockd.store.sqlite import SqliteDatabase
+from stockd.workers.persister import Persister
 
 MIN_ADMIN_KEY_LENGTH = 16
 
@@ -21,7 +27,16 @@ MIN_ADMIN_KEY_LENGTH = 16
 def check_supported(settings: Settings) -> None:
     """Refuse, with a plain reason, settings this version cannot run."""
     if settings.redis is not None:
-        raise ConfigurationError("the Redis engine (--redis) is not part of this version yet")
+        if not settings.is_postgresql:
+            raise ConfigurationError(
+                "the Redis engine keeps its ledger in PostgreSQL: give --database postgresql://… with --redis"
+            )
+        if settings.strategy != Strategy.BATCHED:
+            raise ConfigurationError(
+                "the Redis engine always decides in batches; --strategy is for SQL engines"
+            )
+        if not settings.redis.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(f"not a redis:// URL: {settings.redis!r}")
     if settings.strategy not in set(Strategy):
         raise ConfigurationError(
             f"unknown strategy {settings.strategy!r}; choose one of {', '.join(Strategy)}"
@@ -57,6 +72,9 @@ async def build_service(settings: Settings, clock: Clock | None = None) -> Stock
     clock = clock or SystemClock()
     database = await open_database(settings)
     broadcast = Broadcast()
+    if settings.redis is not None:
+        assert isinstance(database, PostgresDatabase)  # check_supported made sure
+        return await _redis_service(settings, database, clock, broadcast)
     engine = SqlEngine(
         database,
         clock,
@@ -66,3 +84,24 @@ async def build_service(settings: Settings, clock: Clock | None = None) -> Stock
         max_units_per_order=settings.max_units_per_order,
     )
     return StockService(engine, SqlStore(database), clock, broadcast)
+
+
+async def _redis_service(
+    settings: Settings, database: PostgresDatabase, clock: Clock, broadcast: Broadcast
+) -> StockService:
+    """Redis decides, the persister (started with the service) carries every change to PostgreSQL."""
+    assert settings.redis is not None
+    redis = aioredis.Redis.from_url(settings.redis, socket_timeout=REDIS_TIMEOUT_SECONDS)
+    keys = Keys(settings.redis_prefix)
+    store = SqlStore(database)
+    await warn_unless_durable(redis)
+    engine = RedisEngine(
+        redis,
+        store,
+        clock,
+        keys,
+        on_batch=BATCH_SIZE.observe,
+        max_units_per_order=settings.max_units_per_order,
+    )
+    persister = Persister(redis, keys, database, settings.database_url, on_events=broadcast.publish)
+    return StockService(engine, store, clock, broadcast, persister=persister)

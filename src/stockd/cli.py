@@ -40,7 +40,14 @@ StrategyOption = Annotated[
     ),
 ]
 Redis = Annotated[
-    str | None, typer.Option(envvar="STOCKD_REDIS", help="redis://… for the flash-sale engine.")
+    str | None,
+    typer.Option(
+        envvar="STOCKD_REDIS", help="redis://… for the flash-sale engine (with --database postgresql://…)."
+    ),
+]
+RedisPrefix = Annotated[
+    str,
+    typer.Option(envvar="STOCKD_REDIS_PREFIX", help="The Redis engine's keys start with this."),
 ]
 
 
@@ -51,6 +58,7 @@ def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     database: Database = None,
     redis: Redis = None,
+    redis_prefix: RedisPrefix = "stockd",
     strategy: StrategyOption = "batched",
     admin_key: Annotated[
         str | None,
@@ -79,6 +87,7 @@ def serve(
         data_dir,
         database,
         redis,
+        redis_prefix=redis_prefix,
         host=host,
         port=port,
         strategy=strategy,
@@ -184,9 +193,24 @@ def movements(
 
 
 @app.command()
-def reconcile(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> None:
-    """Prove every balance equals the sum of its movements and every hash chain holds (exit 1 if not)."""
-    result = _with_service(_settings(data_dir, database), lambda service: service.reconcile())
+def reconcile(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    database: Database = None,
+    redis: Redis = None,
+    redis_prefix: RedisPrefix = "stockd",
+) -> None:
+    """Prove every balance equals the sum of its movements and every hash chain holds (exit 1 if not).
+
+    With --redis, Redis' counters are checked against the ledger too, once it has caught up.
+    """
+    settings = _settings(data_dir, database, redis, redis_prefix=redis_prefix)
+    result = _with_service(settings, lambda service: service.reconcile())
+    if result.persister_lag:
+        console.print(
+            f"[yellow]behind[/yellow]: PostgreSQL lacks {result.persister_lag} batches Redis acknowledged; "
+            "is a persister running? Nothing was compared."
+        )
+        raise typer.Exit(1)
     if result.mismatches:
         table = Table("sku", "warehouse", "on hand", "ledger on hand", "reserved", "ledger reserved")
         for m in result.mismatches:
@@ -227,11 +251,38 @@ def _print_broken_links(broken: list[BrokenLink]) -> None:
     console.print(table)
 
 
+worker = typer.Typer(help="Background workers, to run apart from the service.", no_args_is_help=True)
+app.add_typer(worker, name="worker")
+
+
+@worker.command()
+def persist(
+    database: Annotated[
+        str, typer.Option(envvar="STOCKD_DATABASE", help="postgresql://… (the ledger of record).")
+    ],
+    redis: Annotated[str, typer.Option(envvar="STOCKD_REDIS", help="redis://… (the Redis engine).")],
+    redis_prefix: RedisPrefix = "stockd",
+) -> None:
+    """Write the Redis engine's ledger stream into PostgreSQL (the service also does this itself).
+
+    Several may run: one leads, the others take over the moment it stops.
+    """
+    settings = _settings(DEFAULT_DATA_DIR, database, redis, redis_prefix=redis_prefix)
+
+    async def run_forever(service: StockService) -> None:
+        assert service.persister is not None
+        console.print(f"persister {service.persister.consumer}: writing {redis} into {database}")
+        await asyncio.Event().wait()  # the persister runs until the process is stopped
+
+    _with_service(settings, run_forever)
+
+
 def _settings(
     data_dir: Path,
     database: str | None,
     redis: str | None = None,
     *,
+    redis_prefix: str = "stockd",
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     strategy: str = "batched",
@@ -246,6 +297,7 @@ def _settings(
         data_dir=data_dir,
         database=database,
         redis=redis,
+        redis_prefix=redis_prefix,
         strategy=strategy,
         admin_key=admin_key,
         rate_limit=rate_limit,
@@ -269,6 +321,9 @@ def _with_service(settings: Settings, use: Callable[[StockService], Awaitable[T]
 
     async def run() -> T:
         service = await build_service(settings)
+        if service.persister is not None:
+            # With the Redis engine, reads wait for the ledger: keep it moving if no service does.
+            service.persister.start()
         try:
             return await use(service)
         finally:

@@ -33,6 +33,8 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     database: str | None = None
     redis: str | None = None
+    redis_prefix: str = "stockd"
+    """The Redis engine's keys all start with this (several stockd can share one Redis)."""
     strategy: str = "batched"
     admin_key: str | None = None
     """A full admin key accepted at start-up; never stored."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 BATCH_SIZE = Histogram(
     "stockd_batch_size",
@@ -21,4 +21,12 @@ WEBHOOK_ATTEMPTS = Counter(
     "stockd_webhook_attempts_total",
     "Webhook delivery attempts, by the delivery's status after them.",
     ["status"],
+)
+PERSISTED_ENTRIES = Counter(
+    "stockd_persisted_entries_total",
+    "Ledger stream entries (one per Redis engine batch) the persister wrote to PostgreSQL.",
+)
+PERSISTER_LAG = Gauge(
+    "stockd_persister_lag_entries",
+    "Ledger stream entries acknowledged by Redis but not yet written to PostgreSQL.",
 )

@@ -19,7 +19,13 @@ from stockd.domain.book import Outcome
 from stockd.domain.chain import BrokenLink
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Command, Expire, RequestedLine
-from stockd.domain.errors import IdempotencyKeyReused, InvalidRequest, NotFound, RequestInProgress
+from stockd.domain.errors import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    RequestInProgress,
+    Unavailable,
+)
 from stockd.domain.events import EVENT_TYPES
 from stockd.domain.model import (
     Location,
@@ -38,6 +44,7 @@ from stockd.ids import new_id
 from stockd.store.base import MovementFilter, Reconciliation
 from stockd.store.pagination import Page
 from stockd.store.sql_store import SqlStore
+from stockd.workers.persister import Persister
 
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=25)
 """API.md promises at least 24 hours; the extra hour absorbs clock and sweep delays."""
@@ -84,9 +91,17 @@ class StockSummary:
 
 class StockService:
     def __init__(
-        self, engine: Engine, store: SqlStore, clock: Clock, broadcast: Broadcast | None = None
+        self,
+        engine: Engine,
+        store: SqlStore,
+        clock: Clock,
+        broadcast: Broadcast | None = None,
+        *,
+        persister: Persister | None = None,
     ) -> None:
         self.engine = engine
+        self.persister = persister
+        """The Redis engine's persister, run with the service (None on the SQL engines)."""
         self.store = store
         self.clock = clock
         self.broadcast = broadcast or Broadcast()
@@ -180,6 +195,7 @@ class StockService:
 
     async def stock_of(self, sku: str) -> StockSummary:
         await self.get_product(sku)
+        await self.engine.caught_up()
         levels, in_transit = await asyncio.gather(
             self.store.levels_of_sku(sku), self.store.in_transit_to(sku)
         )
@@ -198,6 +214,7 @@ class StockService:
         raise NotFound(f"no stock of {sku!r} has ever been in warehouse {warehouse_id!r}")
 
     async def get_transfer(self, transfer_id: str) -> Transfer:
+        await self.engine.caught_up()
         transfer = await self.store.get_transfer(transfer_id)
         if transfer is None:
             raise NotFound(f"transfer {transfer_id!r} does not exist")
@@ -206,12 +223,14 @@ class StockService:
     # -- reservations -------------------------------------------------------------------
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
+        await self.engine.caught_up()
         reservation = await self.store.get_reservation(reservation_id)
         if reservation is None:
             raise NotFound(f"reservation {reservation_id!r} does not exist")
         return self.as_seen_now(reservation)
 
     async def list_reservations(self, order_id: str, limit: int, cursor: str | None) -> Page[Reservation]:
+        await self.engine.caught_up()
         page = await self.store.list_reservations(order_id, limit, cursor)
         return Page([self.as_seen_now(r) for r in page.items], page.next_cursor)
 
@@ -231,6 +250,7 @@ class StockService:
     ) -> Plan:
         """Where these lines would ship from now, from the ``within`` warehouses only if given. Changes nothing."""
         skus = list(dict.fromkeys(line.sku for line in lines))
+        await self.engine.caught_up()
         for sku in skus:
             await self.get_product(sku)
         levels = [
@@ -249,6 +269,7 @@ class StockService:
         )
 
     async def list_alerts(self, status: str | None, limit: int, cursor: str | None) -> Page[Alert]:
+        await self.engine.caught_up()
         return await self.store.list_alerts(status, limit, cursor)
 
     async def create_webhook(self, url: str, events: Sequence[str]) -> Webhook:
@@ -272,19 +293,29 @@ class StockService:
     async def list_deliveries(self, webhook_id: str, limit: int, cursor: str | None) -> Page[Delivery]:
         if await self.store.get_webhook(webhook_id) is None:
             raise NotFound(f"webhook {webhook_id!r} does not exist")
+        await self.engine.caught_up()
         return await self.store.list_deliveries(webhook_id, limit, cursor)
 
     # -- ledger -------------------------------------------------------------------------
 
     async def list_movements(self, where: MovementFilter, limit: int, cursor: str | None) -> Page[Movement]:
+        await self.engine.caught_up()
         return await self.store.list_movements(where, limit, cursor)
 
     async def reconcile(self) -> Reconciliation:
-        return await self.store.reconcile()
+        """Balances against the ledger, once the ledger has caught up; if it cannot, how far behind it is."""
+        try:
+            await self.engine.caught_up()
+        except Unavailable:
+            return Reconciliation(levels_checked=0, mismatches=[], persister_lag=await self.engine.lag())
+        return await self.store.reconcile(await self.engine.counters())
 
     async def verify_chains(self) -> list[BrokenLink]:
+        await self.engine.caught_up()
         return await self.store.verify_chains()
 
     async def close(self) -> None:
+        if self.persister is not None:
+            await self.persister.stop()
         await self.engine.close()
         await self.store.close()

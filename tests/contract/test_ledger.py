@@ -206,4 +206,5 @@ async def test_reconciliation_of_an_empty_service_checks_nothing_and_finds_nothi
         "levels_checked": 0,
         "mismatches": [],
         "broken_links": [],  # stockd's extension: hash chains (docs/api-extensions.md)
+        "persister_lag": 0,  # stockd's extension: the Redis engine's ledger lag
     }

@@ -35,6 +35,9 @@ from stockd.service import StockService
 from stockd.workers.expiry import ExpirySweeper
 from stockd.workers.webhooks import WebhookDispatcher
 
+REDIS_READY_SECONDS = 300.0
+"""How long start-up waits for Redis' counters to be rebuilt from the ledger before giving up."""
+
 MAX_BODY_BYTES = 1024 * 1024
 """A 100-line reservation is about 10 KiB; anything near a mebibyte is not a request we want."""
 
@@ -56,6 +59,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.service = service
         app.state.keyring = KeyRing(service.store, service.clock, settings.admin_key)
         app.state.rate_limiter = None if settings.rate_limit is None else RateLimiter(settings.rate_limit)
+        if service.persister is not None:
+            service.persister.start()
+            # Not a request before Redis holds complete counters (rebuilt from the ledger if it lost them).
+            await service.persister.wait_ready(REDIS_READY_SECONDS)
         sweeper.start()
         dispatcher.start()
         try:

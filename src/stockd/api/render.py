@@ -230,6 +230,7 @@ def reconciliation(r: Reconciliation) -> s.ReconciliationOut:
             )
             for m in r.mismatches
         ],
+        persister_lag=r.persister_lag,
     )
 
 

@@ -352,6 +352,13 @@ class ReconciliationOut(Struct):
         list[BrokenLinkOut],
         Meta(description="levels whose movement hash chain is broken; empty when healthy"),
     ]
+    persister_lag: Annotated[
+        int,
+        Meta(
+            description="Redis engine: batches acknowledged but not yet written to PostgreSQL. "
+            "When not 0 the ledger was behind and was not compared; always 0 on the SQL engines."
+        ),
+    ] = 0
 
 
 # -- access control ----------------------------------------------------------------

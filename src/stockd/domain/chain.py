@@ -14,6 +14,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from stockd.domain.model import LevelKey, Movement
+
 GENESIS = ""
 """The 'previous hash' of a level's first movement."""
 
@@ -38,6 +40,20 @@ def link(
     )  # fmt: skip
     # The unit separator cannot occur in any field (identifiers and references refuse control characters).
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+def chain(movements: Iterable[Movement], heads: dict[LevelKey, str | None], created_at_ms: int) -> list[str]:
+    """The hash of each movement of a batch, in order; ``heads`` (each level's newest hash) moves along."""
+    hashes = []
+    for m in movements:
+        key = (m.sku, m.warehouse_id)
+        head = link(
+            heads.get(key) or GENESIS, m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta,
+            m.reserved_delta, m.reference_type, m.reference_id, m.reason, created_at_ms,
+        )  # fmt: skip
+        heads[key] = head
+        hashes.append(head)
+    return hashes
 
 
 @dataclass(frozen=True, slots=True)

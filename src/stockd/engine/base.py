@@ -16,6 +16,7 @@ from typing import Protocol
 from stockd.domain.book import Outcome, StockBook
 from stockd.domain.commands import Command
 from stockd.domain.errors import IdempotencyKeyReused, StockdError
+from stockd.domain.model import LevelKey
 
 
 class WriteConflict(Exception):
@@ -69,6 +70,23 @@ class Engine(Protocol):
 
         With a claim whose key was already used, the stored first answer comes back instead.
         """
+        ...
+
+    async def caught_up(self) -> None:
+        """Return once the ledger store shows every change acknowledged before this call.
+
+        At once on the SQL engines, whose store is where they decide; the Redis
+        engine waits for its persister (or raises ``Unavailable`` if it lags too far).
+        """
+        ...
+
+    async def counters(self) -> Mapping[LevelKey, tuple[int, int]] | None:
+        """(on hand, reserved) of every level as the engine itself holds them, when it holds them apart
+        from the ledger store (Redis); None when the store's levels are the engine's."""
+        ...
+
+    async def lag(self) -> int:
+        """Batches acknowledged but not yet in the ledger store."""
         ...
 
     async def close(self) -> None: ...

@@ -34,3 +34,6 @@ class Reconciliation:
     mismatches: list[Mismatch]
     broken_links: list[BrokenLink] = field(default_factory=list)
     """The first broken link of each level whose movement hash chain does not verify."""
+    persister_lag: int = 0
+    """Redis engine: batches Redis acknowledged that PostgreSQL does not hold yet. When not 0,
+    the ledger was not compared (it is behind, not wrong)."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from itertools import groupby
 
 from stockd.domain.access import ApiKey
 from stockd.domain.chain import BrokenLink, ChainedMovement, verify_level
-from stockd.domain.model import Movement, Product, Reservation, StockLevel, Transfer, Warehouse
+from stockd.domain.model import LevelKey, Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
 from stockd.engine.base import IdempotencyRecord, StoredResponse
@@ -111,6 +111,15 @@ class SqlStore:
     async def get_product(self, sku: str) -> Product | None:
         rows = await self.database.fetch(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE sku = ?", (sku,))
         return product_from_row(rows[0]) if rows else None
+
+    async def known_skus(self, skus: Collection[str]) -> set[str]:
+        """Which of these SKUs are products."""
+        if not skus:
+            return set()
+        condition, params = member_of(self.database.dialect, "sku", sorted(skus))
+        return {
+            row[0] for row in await self.database.fetch(f"SELECT sku FROM products WHERE {condition}", params)
+        }
 
     async def list_products(self, limit: int, cursor: str | None) -> Page[Product]:
         after = decode_cursor(cursor, (str,))
@@ -281,13 +290,30 @@ class SqlStore:
         )
         return make_page([movement_from_row(r) for r in rows], limit, lambda m: (int(m.id or 0),))
 
-    async def reconcile(self) -> Reconciliation:
+    async def reconcile(self, authority: Mapping[LevelKey, tuple[int, int]] | None = None) -> Reconciliation:
+        """Every level's balances against the sums of its movements.
+
+        ``authority`` holds the balances of an engine that keeps them elsewhere (Redis):
+        those are checked against the ledger too, and a level either side lacks is a mismatch.
+        """
         rows = await self.database.fetch(RECONCILIATION_QUERY)
-        mismatches = [
-            Mismatch(sku, warehouse_id, on_hand, ledger_on_hand, reserved, ledger_reserved)
-            for sku, warehouse_id, on_hand, reserved, ledger_on_hand, ledger_reserved in rows
-            if (on_hand, reserved) != (ledger_on_hand, ledger_reserved)
-        ]
+        mismatches = []
+        ledger: dict[LevelKey, tuple[int, int]] = {}
+        for sku, warehouse_id, on_hand, reserved, ledger_on_hand, ledger_reserved in rows:
+            ledger[(sku, warehouse_id)] = (ledger_on_hand, ledger_reserved)
+            balances = [(on_hand, reserved)]
+            if authority is not None:
+                balances.append(authority.get((sku, warehouse_id), (0, 0)))
+            for on_hand_seen, reserved_seen in balances:
+                if (on_hand_seen, reserved_seen) != (ledger_on_hand, ledger_reserved):
+                    mismatches.append(
+                        Mismatch(
+                            sku, warehouse_id, on_hand_seen, ledger_on_hand, reserved_seen, ledger_reserved
+                        )
+                    )
+        for (sku, warehouse_id), (on_hand, reserved) in sorted((authority or {}).items()):
+            if (sku, warehouse_id) not in ledger:
+                mismatches.append(Mismatch(sku, warehouse_id, on_hand, 0, reserved, 0))
         return Reconciliation(
             levels_checked=len(rows), mismatches=mismatches, broken_links=await self.verify_chains()
         )

@@ -38,7 +38,7 @@ import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from stockd.domain.book import Outcome, StockBook, needs_of
-from stockd.domain.chain import GENESIS, link
+from stockd.domain.chain import chain
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Adjust, Command, Receive, SetReorderPolicy
 from stockd.domain.errors import StockdError, Unavailable
@@ -147,6 +147,15 @@ class SqlEngine:
         if isinstance(decision, StockdError):
             raise decision
         return decision
+
+    async def caught_up(self) -> None:
+        """The store reads the very rows this engine writes: nothing to wait for."""
+
+    async def counters(self) -> None:
+        return None
+
+    async def lag(self) -> int:
+        return 0
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -413,24 +422,18 @@ async def write(
 
 async def _write_movements(session: Session, loaded: Loaded, at: int) -> None:
     """Insert the batch's movements, each chained to the one before it on its level."""
-    heads = loaded.heads
-    rows = []
-    for m in loaded.book.movements:
-        key = (m.sku, m.warehouse_id)
-        head = link(
-            heads.get(key) or GENESIS, m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta,
-            m.reserved_delta, m.reference_type, m.reference_id, m.reason, at,
-        )  # fmt: skip
-        heads[key] = head
-        rows.append(
-            (m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta, m.reserved_delta,
-             m.reference_type, m.reference_id, m.reason, at, head)
-        )  # fmt: skip
+    movements = loaded.book.movements
+    hashes = chain(movements, loaded.heads, at)
+    rows = [
+        (m.sku, m.warehouse_id, m.type.value, m.quantity, m.on_hand_delta, m.reserved_delta,
+         m.reference_type, m.reference_id, m.reason, at, head)
+        for m, head in zip(movements, hashes, strict=True)
+    ]  # fmt: skip
     await session.insert_many("movements", (*MOVEMENT_INSERT_COLUMNS, "hash"), rows)
-    moved = {(m.sku, m.warehouse_id) for m in loaded.book.movements}
+    moved = {(m.sku, m.warehouse_id) for m in movements}
     await session.executemany(
         "UPDATE stock_levels SET last_hash = ? WHERE sku = ? AND warehouse_id = ?",
-        [(heads[key], *key) for key in sorted(moved)],
+        [(loaded.heads[key], *key) for key in sorted(moved)],
     )
 
 

@@ -1,0 +1,1 @@
+"""The Redis engine: Redis decides and keeps the counters, a stream carries every change to PostgreSQL."""

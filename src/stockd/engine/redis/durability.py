@@ -1,0 +1,45 @@
+"""Say so at start-up when Redis cannot keep what stockd acknowledges.
+
+The Redis engine answers a reservation once Redis has it. What a Redis crash
+then loses depends on its persistence (docs/redis.md):
+``appendonly yes`` + ``appendfsync always`` loses nothing acknowledged;
+``everysec`` up to about a second of writes; no AOF everything since the last
+snapshot, or everything.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+log = logging.getLogger("stockd.redis")
+
+
+async def durability_of(redis: aioredis.Redis) -> str | None:
+    """How Redis may lose writes stockd has acknowledged, or None when it is set up not to."""
+    try:
+        settings = {**await redis.config_get("appendonly"), **await redis.config_get("appendfsync")}
+    except ResponseError:
+        return "stockd cannot read Redis' persistence settings (CONFIG is disabled), so it cannot tell"
+    appendonly = _text(settings.get("appendonly"))
+    fsync = _text(settings.get("appendfsync"))
+    if appendonly != "yes":
+        return "Redis runs without an append-only file: a restart of Redis loses acknowledged reservations"
+    if fsync != "always":
+        return f"Redis syncs its append-only file {fsync!r}, not 'always': a crash can lose the last second"
+    return None
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def warn_unless_durable(redis: aioredis.Redis) -> None:
+    reason = await durability_of(redis)
+    if reason is not None:
+        log.warning(
+            "%s. For a complete ledger run Redis with appendonly yes and appendfsync always (docs/redis.md).",
+            reason,
+        )

@@ -1,0 +1,442 @@
+"""The Redis engine: the domain decides each batch, one Lua call commits it and appends it to a stream.
+
+A batch (the group-commit batcher's, as on the SQL engine) is decided by the same
+``StockBook`` every engine uses, against values read from Redis. The commit
+script then checks that every key the batch changes still holds the bytes it
+was decided on, writes the new values and appends the whole batch — movements,
+levels, reservations, answers to idempotent requests — to the ledger stream, in
+one atomic call. Nothing is acknowledged before that call returns, and the
+stream entry exists exactly when the counters moved.
+
+Within one process batches never overlap, so the guards hold; a second process
+deciding on the same keys at the same moment loses the guard and decides again
+on fresh values (with jittered retries, like the SQL engine's conflicts).
+
+PostgreSQL is read here only for the catalog (which SKUs and warehouses exist)
+and for records Redis no longer keeps (finished reservations and transfers,
+once their retention in Redis has passed); everything else reaches it through
+the persister (``workers/persister.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+from stockd.domain.book import Outcome, StockBook, needs_of
+from stockd.domain.chain import chain
+from stockd.domain.clock import Clock
+from stockd.domain.commands import Command
+from stockd.domain.errors import Unavailable
+from stockd.domain.model import LevelKey, Reservation, ReservationStatus, Transfer, TransferStatus
+from stockd.engine.base import (
+    Decision,
+    IdempotencyClaim,
+    IdempotencyRecord,
+    StoredResponse,
+    Submission,
+    WriteConflict,
+    decide_batch,
+)
+from stockd.engine.batcher import DEFAULT_MAX_BATCH, Batcher
+from stockd.engine.redis.barrier import LedgerBarrier
+from stockd.engine.redis.keys import Keys
+from stockd.engine.redis.records import (
+    AnswerRecord,
+    Entry,
+    LevelRecord,
+    MovementRecord,
+    ReservationRecord,
+    TransferRecord,
+    decode_answer,
+    decode_level,
+    decode_reservation,
+    decode_transfer,
+    encode,
+)
+from stockd.store.codec import to_millis
+from stockd.store.sql_store import SqlStore
+
+COMMIT_SCRIPT = files("stockd.engine.redis").joinpath("commit.lua").read_text()
+
+RETRY_BUDGET_SECONDS = 20.0
+"""How long a batch that keeps losing to another process is decided again before callers get a 503."""
+
+FINISHED_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""How long Redis keeps a finished reservation or a received transfer; PostgreSQL keeps them for good."""
+
+ANSWER_RETENTION_MS = 25 * 3600 * 1000
+"""Idempotent answers: API.md promises 24 hours (PostgreSQL keeps them as long as on the SQL engine)."""
+
+REDIS_TIMEOUT_SECONDS = 10.0
+"""No Redis command of stockd's takes this long; one that does means Redis is not there (a 503)."""
+
+REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisEngine:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        store: SqlStore,
+        clock: Clock,
+        keys: Keys,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        on_batch: Callable[[int], None] | None = None,
+        max_units_per_order: int | None = None,
+    ) -> None:
+        self._redis = redis
+        self._store = store
+        self._clock = clock
+        self._keys = keys
+        self._max_units_per_order = max_units_per_order
+        self._commit = redis.register_script(COMMIT_SCRIPT)
+        # Products are never deleted: once known, a SKU needs no more lookups.
+        self._known_skus: set[str] = set()
+        self.barrier = LedgerBarrier(redis, keys)
+        self._batcher: Batcher[Submission, Outcome | StoredResponse] = Batcher(
+            self._decide_batch, max_batch=max_batch, on_batch=on_batch
+        )
+
+    async def execute(
+        self, command: Command, claim: IdempotencyClaim | None = None
+    ) -> Outcome | StoredResponse:
+        return await self._batcher.submit(Submission(command, claim))
+
+    async def caught_up(self) -> None:
+        """Return once PostgreSQL holds every change acknowledged before this call."""
+        with redis_as_unavailable():
+            await self.barrier.wait()
+
+    async def counters(self) -> dict[LevelKey, tuple[int, int]]:
+        with redis_as_unavailable():
+            found = [key async for key in self._redis.scan_iter(match=self._keys.level("*", "*"), count=1000)]
+            counters = {}
+            for start in range(0, len(found), 1000):
+                for raw in await self._redis.mget(found[start : start + 1000]):
+                    if isinstance(raw, bytes):
+                        record = decode_level(raw)
+                        counters[(record.sku, record.warehouse_id)] = (
+                            record.quantity_on_hand,
+                            record.quantity_reserved,
+                        )
+            return counters
+
+    async def lag(self) -> int:
+        with redis_as_unavailable():
+            return await self.barrier.lag()
+
+    async def close(self) -> None:
+        await self._batcher.close()
+        await self._redis.aclose()
+
+    async def _decide_batch(self, submissions: Sequence[Submission]) -> list[Decision]:
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(RETRY_BUDGET_SECONDS),
+            wait=wait_random_exponential(multiplier=0.001, max=0.1),
+            retry=retry_if_exception_type(WriteConflict),
+            reraise=True,
+        )
+        try:
+            with redis_as_unavailable():
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._attempt(submissions)
+        except WriteConflict as error:
+            raise Unavailable(
+                f"gave up after {RETRY_BUDGET_SECONDS:g} s of losing to concurrent writers; retry"
+            ) from error
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(self, submissions: Sequence[Submission]) -> list[Decision]:
+        now = self._clock.now()
+        state = await self._load(submissions, now)
+        decisions, answers = decide_batch(state.book, submissions, now, state.answers)
+        commit = _commit_of(state, answers, now, self._keys)
+        if commit.is_empty:
+            return decisions
+        result = await self._commit(keys=commit.keys, args=commit.args)
+        if result[0] == -1:
+            raise Unavailable(
+                "Redis holds no counters yet (new or flushed); they are being rebuilt from the ledger"
+            )
+        if result[0] == 0:
+            raise WriteConflict(commit.keys[commit.guarded_key(int(result[1]))])
+        return decisions
+
+    async def _load(self, submissions: Sequence[Submission], now: datetime) -> State:
+        """Everything the batch can touch: two pipelined round trips to Redis, one catalog query."""
+        keys = self._keys
+        needs = needs_of(s.command for s in submissions)
+        reservation_ids = sorted(needs.reservation_ids)
+        transfer_ids = sorted(needs.transfer_ids)
+        claims = sorted({(s.claim.principal, s.claim.key) for s in submissions if s.claim is not None})
+        placed_by_planner = sorted(needs.skus_in_any_warehouse)
+        capped_orders = sorted(needs.order_ids) if self._max_units_per_order is not None else []
+
+        pipe = self._redis.pipeline(transaction=False)
+        for reservation_id in reservation_ids:
+            pipe.get(keys.reservation(reservation_id))
+        for transfer_id in transfer_ids:
+            pipe.get(keys.transfer(transfer_id))
+        for principal, idempotency_key in claims:
+            pipe.get(keys.idempotency(principal, idempotency_key))
+        for sku in placed_by_planner:
+            pipe.smembers(keys.warehouses_of(sku))
+        for order_id in capped_orders:
+            pipe.smembers(keys.order(order_id))
+        replies = iter(await pipe.execute())
+
+        state = State()
+        for reservation_id in reservation_ids:
+            state.raw[keys.reservation(reservation_id)] = raw = next(replies)
+            if raw is not None:
+                state.reservations.append(decode_reservation(raw).reservation())
+        for transfer_id in transfer_ids:
+            state.raw[keys.transfer(transfer_id)] = raw = next(replies)
+            if raw is not None:
+                state.transfers.append(decode_transfer(raw).transfer())
+        for identity in claims:
+            raw = next(replies)
+            if raw is not None:
+                state.answers[identity] = decode_answer(raw).record()
+        level_keys = set(needs.level_keys)
+        for sku in placed_by_planner:
+            level_keys.update((sku, warehouse_id.decode()) for warehouse_id in next(replies))
+        order_members = {order_id: [m.decode() for m in next(replies)] for order_id in capped_orders}
+        await self._load_retired(state, reservation_ids, transfer_ids)
+        needs.add_reservation_lines(state.reservations)
+        needs.add_transfer_levels(state.transfers)
+        level_keys |= needs.level_keys
+
+        ordered_levels = sorted(level_keys)
+        order_reservation_ids = sorted({r for members in order_members.values() for r in members})
+        pipe = self._redis.pipeline(transaction=False)
+        if ordered_levels:
+            pipe.mget([keys.level(*key) for key in ordered_levels])
+        if order_reservation_ids:
+            pipe.mget([keys.reservation(r) for r in order_reservation_ids])
+        warehouse_ids = needs.warehouse_ids | {warehouse_id for _, warehouse_id in level_keys}
+        replies_now, known, warehouses = await asyncio.gather(
+            pipe.execute(),
+            self._known(needs.skus),
+            self._store.warehouses_by_id(warehouse_ids),
+        )
+        replies = iter(replies_now)
+        levels = []
+        if ordered_levels:
+            for level_key, raw in zip(ordered_levels, next(replies), strict=True):
+                state.raw[self._keys.level(*level_key)] = raw
+                if raw is not None:
+                    level_record = decode_level(raw)
+                    levels.append(level_record.level())
+                    state.heads[level_key] = level_record.last_hash
+        held_by_order = None
+        if self._max_units_per_order is not None:
+            held_by_order = _held_by_order(
+                (decode_reservation(raw).reservation() for raw in next(replies) if raw is not None)
+                if order_reservation_ids
+                else (),
+                now,
+            )
+            state.order_sizes = {order_id: len(members) for order_id, members in order_members.items()}
+        state.book = StockBook(
+            known_skus=known,
+            warehouses={w.warehouse_id: w for w in warehouses},
+            levels=levels,
+            reservations=state.reservations,
+            transfers=state.transfers,
+            max_units_per_order=self._max_units_per_order,
+            held_by_order=held_by_order,
+        )
+        return state
+
+    async def _load_retired(self, state: State, reservation_ids: list[str], transfer_ids: list[str]) -> None:
+        """Finished records Redis let go of (after ``FINISHED_RETENTION_MS``) are read from PostgreSQL."""
+        for reservation_id in reservation_ids:
+            if state.raw[self._keys.reservation(reservation_id)] is None:
+                reservation = await self._store.get_reservation(reservation_id)
+                if reservation is not None:
+                    state.reservations.append(reservation)
+        for transfer_id in transfer_ids:
+            if state.raw[self._keys.transfer(transfer_id)] is None:
+                transfer = await self._store.get_transfer(transfer_id)
+                if transfer is not None:
+                    state.transfers.append(transfer)
+
+    async def _known(self, skus: set[str]) -> set[str]:
+        unknown = skus - self._known_skus
+        if unknown:
+            self._known_skus |= await self._store.known_skus(unknown)
+        return skus & self._known_skus
+
+
+def _held_by_order(reservations: Iterable[Reservation], now: datetime) -> dict[tuple[str, str], int]:
+    held: dict[tuple[str, str], int] = {}
+    for reservation in reservations:
+        if reservation.status is ReservationStatus.PENDING and not reservation.has_lapsed(now):
+            for line in reservation.lines:
+                key = (reservation.order_id, line.sku)
+                held[key] = held.get(key, 0) + line.quantity
+    return held
+
+
+@dataclass(slots=True)
+class State:
+    """A batch's working set, and the stored bytes each key held when read (the commit's guards)."""
+
+    book: StockBook = field(init=False)
+    raw: dict[str, bytes | None] = field(default_factory=dict)
+    heads: dict[LevelKey, str | None] = field(default_factory=dict)
+    reservations: list[Reservation] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    answers: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    order_sizes: dict[str, int] = field(default_factory=dict)
+
+
+class Commit:
+    """The arguments of one commit script call: guards, writes, and the stream entry."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = [keys.ready, keys.stream]
+        self._index: dict[str, int] = {}
+        self._guards: list[Any] = []
+        self._writes: list[Any] = []
+        self.is_empty = True
+        self.payload = b""
+
+    def _key(self, key: str) -> int:
+        index = self._index.get(key)
+        if index is None:
+            self.keys.append(key)
+            index = self._index[key] = len(self.keys)  # Lua counts from 1
+        return index
+
+    def unchanged(self, key: str, raw: bytes | None) -> None:
+        self._guards += ("s", self._key(key), raw or b"")
+
+    def size_unchanged(self, key: str, size: int) -> None:
+        self._guards += ("n", self._key(key), size)
+
+    def set(self, key: str, value: bytes, ttl_ms: int = 0) -> None:
+        self._writes += ("S", self._key(key), value, ttl_ms)
+        self.is_empty = False
+
+    def add(self, key: str, member: str) -> None:
+        self._writes += ("A", self._key(key), member, 0)
+        self.is_empty = False
+
+    def guarded_key(self, guard_number: int) -> int:
+        """The KEYS index (from 0) of the n-th guard, counted from 1 as the script reports it."""
+        return int(self._guards[(guard_number - 1) * 3 + 1]) - 1
+
+    @property
+    def args(self) -> list[Any]:
+        return [self.payload, len(self._guards) // 3, *self._guards, len(self._writes) // 4, *self._writes]
+
+
+def _commit_of(state: State, answers: Sequence[IdempotencyRecord], now: datetime, keys: Keys) -> Commit:
+    """Guards and writes for everything the book changed, and the entry that records it."""
+    book = state.book
+    commit = Commit(keys)
+    at = to_millis(now)
+    movements = book.movements
+    hashes = chain(movements, state.heads, at)
+
+    levels = []
+    for level in book.changed_levels.values():
+        key = keys.level(*level.key)
+        record = LevelRecord.of(level, state.heads.get(level.key))
+        levels.append(record)
+        raw = state.raw.get(key)
+        commit.unchanged(key, raw)
+        commit.set(key, encode(record))
+        if raw is None:
+            commit.add(keys.warehouses_of(level.sku), level.warehouse_id)
+
+    reservations = []
+    for reservation in book.created_reservations.values():
+        key = keys.reservation(reservation.id)
+        commit.unchanged(key, None)
+        created = ReservationRecord.of(reservation)
+        reservations.append(created)
+        commit.set(key, encode(created), _retention(reservation.status is ReservationStatus.PENDING))
+        # Kept whether or not a cap is set, so that setting one later counts every hold.
+        order = keys.order(reservation.order_id)
+        if reservation.order_id in state.order_sizes:
+            # The cap was checked against these members: no other process may add one meanwhile.
+            commit.size_unchanged(order, state.order_sizes.pop(reservation.order_id))
+        commit.add(order, reservation.id)
+    for reservation in book.updated_reservations.values():
+        key = keys.reservation(reservation.id)
+        commit.unchanged(key, state.raw.get(key))
+        finished = ReservationRecord.of(reservation)
+        reservations.append(finished)
+        commit.set(key, encode(finished), _retention(False))
+
+    transfers = []
+    for transfer in [*book.created_transfers.values(), *book.updated_transfers.values()]:
+        key = keys.transfer(transfer.id)
+        commit.unchanged(key, state.raw.get(key))
+        transfer_record = TransferRecord.of(transfer)
+        transfers.append(transfer_record)
+        commit.set(key, encode(transfer_record), _retention(transfer.status is TransferStatus.IN_TRANSIT))
+
+    stored_answers = []
+    for answer in answers:
+        key = keys.idempotency(answer.principal, answer.key)
+        commit.unchanged(key, None)
+        answer_record = AnswerRecord.of(answer)
+        stored_answers.append(answer_record)
+        commit.set(key, encode(answer_record), ANSWER_RETENTION_MS)
+
+    commit.payload = encode(
+        Entry(
+            at=at,
+            levels=levels,
+            movements=[
+                MovementRecord(
+                    m.sku,
+                    m.warehouse_id,
+                    m.type.value,
+                    m.quantity,
+                    m.on_hand_delta,
+                    m.reserved_delta,
+                    m.reference_type,
+                    m.reference_id,
+                    m.reason,
+                    head,
+                )
+                for m, head in zip(movements, hashes, strict=True)
+            ],
+            reservations=reservations,
+            transfers=transfers,
+            answers=stored_answers,
+        )
+    )
+    return commit
+
+
+def _retention(open_ended: bool) -> int:
+    """Pending reservations and transfers in transit stay in Redis; finished ones for a while."""
+    return 0 if open_ended else FINISHED_RETENTION_MS
+
+
+@contextmanager
+def redis_as_unavailable() -> Iterator[None]:
+    """A Redis that cannot be reached makes the request fail with 503, never hang or 500."""
+    try:
+        yield
+    except REDIS_UNREACHABLE as error:
+        raise Unavailable(f"Redis cannot be reached right now ({error!r}); retry shortly") from error

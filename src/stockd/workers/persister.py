@@ -1,0 +1,403 @@
+"""The persister: writes the Redis engine's ledger stream into PostgreSQL, exactly once, in order.
+
+One persister leads at a time: whoever holds a PostgreSQL advisory lock on a
+connection of its own. A leader that dies (even by ``kill -9``) loses the lock
+the moment PostgreSQL sees its connection close, and the next one takes over.
+The leader:
+
+1. rebuilds Redis from PostgreSQL when Redis has no counters (new or flushed),
+   after first writing whatever the stream still holds;
+2. claims the entries dead consumers left pending (XAUTOCLAIM) and writes them
+   before any new entry, so the ledger is written in commit order;
+3. reads entries (XREADGROUP), writes a batch of them in one transaction —
+   movements, levels, reservations, transfers, idempotent answers, alerts and
+   webhook deliveries — together with their ids in ``ledger_entries``. An id
+   already there means the entry was written before (a redelivery) and is
+   skipped, so replays and duplicate deliveries change nothing;
+4. only after the commit: acknowledges the entries (XACK), advances the
+   watermark reads wait for, and trims the stream below it.
+
+It runs inside the service by default, and alone as ``stockd worker persist``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from stockd.domain.events import Event, events_of
+from stockd.domain.model import LevelKey
+from stockd.engine.redis.barrier import StreamId, format_id, parse_id
+from stockd.engine.redis.engine import ANSWER_RETENTION_MS
+from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
+from stockd.engine.redis.records import (
+    AnswerRecord,
+    Entry,
+    LevelRecord,
+    ReservationRecord,
+    TransferRecord,
+    decode_entry,
+    encode,
+)
+from stockd.engine.sql.alerts import review_alerts, write_alerts
+from stockd.ids import new_id
+from stockd.metrics import PERSISTED_ENTRIES, PERSISTER_LAG, WORKER_FAILURES
+from stockd.store.codec import decode_lines, encode_json
+from stockd.store.postgres import PostgresDatabase, asyncpg_dsn
+from stockd.store.rows import MOVEMENT_INSERT_COLUMNS
+from stockd.store.sql import Session
+
+log = logging.getLogger("stockd.persister")
+
+LEADER_LOCK = 0x5354_4F43_4B44  # "STOCKD": the advisory lock only the leading persister holds
+BATCH_ENTRIES = 200
+BLOCK_MILLISECONDS = 100
+RETRY_SECONDS = 1.0
+REBUILD_PIPELINE = 1000
+
+
+class Persister:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        database: PostgresDatabase,
+        database_url: str,
+        *,
+        on_events: Callable[[list[Event]], None] | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._database = database
+        self._dsn = asyncpg_dsn(database_url)
+        self._on_events = on_events
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
+        self._watermark: StreamId = (0, 0)
+
+    # -- running ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="stockd-persister")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        """Lead when no one else does; keep trying through outages of Redis or PostgreSQL."""
+        while True:
+            try:
+                await self._lead_when_possible()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                WORKER_FAILURES.labels("persister").inc()
+                log.exception("the persister failed; retrying in %.0f s", RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _lead_when_possible(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            # Another persister leads; poll, ready to follow it the moment it is gone.
+            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):  # noqa: ASYNC110
+                await asyncio.sleep(RETRY_SECONDS / 2)
+            log.info("persister %s leads", self.consumer)
+            await self._lead()
+        finally:
+            # Closing the connection also gives up the lock.
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _lead(self) -> None:
+        # Entries dead consumers left pending are the oldest: claimed first, so the ledger stays in order.
+        await self._claim_abandoned()
+        await self.ensure_counters()
+        while True:
+            if not await self._redis.exists(self._keys.ready):
+                await self.ensure_counters()  # flushed while running: rebuild before anyone commits again
+            await self.persist_available(block_milliseconds=BLOCK_MILLISECONDS)
+
+    async def wait_ready(self, seconds: float) -> None:
+        """Return once Redis holds complete counters (rebuilt by whichever persister leads)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not await self._redis.exists(self._keys.ready):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"Redis counters were not ready within {seconds:g} s")
+            await asyncio.sleep(0.05)
+
+    # -- the stream ------------------------------------------------------------------
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self._keys.stream, PERSISTER_GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def _claim_abandoned(self) -> None:
+        """Take over what consumers that died left pending; they are the oldest entries, written next."""
+        await self._ensure_group()
+        start: Any = "0-0"
+        while True:
+            reply = await self._redis.xautoclaim(
+                self._keys.stream, PERSISTER_GROUP, self.consumer, min_idle_time=0, start_id=start, count=1000
+            )
+            start = reply[0]
+            if parse_id(start) == (0, 0):
+                break
+        for consumer in await self._redis.xinfo_consumers(self._keys.stream, PERSISTER_GROUP):
+            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+            if name != self.consumer and consumer["pending"] == 0:
+                await self._redis.xgroup_delconsumer(self._keys.stream, PERSISTER_GROUP, name)
+
+    async def persist_available(self, *, block_milliseconds: int | None = None) -> int:
+        """Write what this consumer has pending, else what is new; returns how many entries."""
+        for position, block in (("0", None), (">", block_milliseconds)):
+            reply = await self._redis.xreadgroup(
+                PERSISTER_GROUP,
+                self.consumer,
+                {self._keys.stream: position},
+                count=BATCH_ENTRIES,
+                block=block,
+            )
+            entries: Any = reply[0][1] if reply else []  # type: ignore[index]
+            if entries:
+                await self._persist(entries)
+                return len(entries)
+        return 0
+
+    async def drain(self) -> None:
+        """Write everything the stream holds now."""
+        await self._ensure_group()
+        while await self.persist_available():
+            pass
+
+    async def _persist(self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        ids = [parse_id(entry_id) for entry_id, _ in raw_entries]
+        entries = [decode_entry(fields[b"e"]) for _, fields in raw_entries]
+        async with self._database.transaction() as session:
+            fresh = await _claim_entry_ids(session, ids)
+            events = await write_entries(
+                session, [e for i, e in zip(ids, entries, strict=True) if i in fresh]
+            )
+        await self._redis.xack(self._keys.stream, PERSISTER_GROUP, *[entry_id for entry_id, _ in raw_entries])
+        newest = max(ids)
+        if newest > self._watermark:
+            self._watermark = newest
+            await self._redis.set(self._keys.persisted, format_id(newest))
+        # Everything below the newest committed entry is in PostgreSQL now.
+        await self._redis.xtrim(self._keys.stream, minid=format_id(newest))
+        PERSISTED_ENTRIES.inc(len(fresh))
+        PERSISTER_LAG.set(await self._redis.xlen(self._keys.stream) - 1)
+        if self._on_events is not None and events:
+            self._on_events(events)
+
+    # -- rebuilding Redis from the ledger ----------------------------------------------------
+
+    async def ensure_counters(self) -> None:
+        """Rebuild Redis from PostgreSQL if it has no counters; the engine refuses to commit until then."""
+        if await self._redis.exists(self._keys.ready):
+            return
+        log.warning("Redis holds no stockd counters (new or flushed): rebuilding them from PostgreSQL")
+        if await self._redis.exists(self._keys.stream):
+            await self.drain()  # entries Redis still has come first
+        await self._ensure_group()
+        written = await rebuild(self._redis, self._keys, self._database)
+        self._watermark = await _persisted_watermark(self._database)
+        log.warning("Redis rebuilt from PostgreSQL: %d keys", written)
+
+
+async def _claim_entry_ids(session: Session, ids: Sequence[StreamId]) -> set[StreamId]:
+    """Record the entries as written; returns those not recorded before (the rest are redeliveries)."""
+    rows = await session.fetch(
+        "INSERT INTO ledger_entries (stream_ms, stream_seq, persisted_at) "
+        "SELECT ms, seq, ? FROM unnest(?::bigint[], ?::bigint[]) AS e(ms, seq) "
+        "ON CONFLICT DO NOTHING RETURNING stream_ms, stream_seq",
+        (_wall_clock_millis(), [ms for ms, _ in ids], [seq for _, seq in ids]),
+    )
+    return {(int(ms), int(seq)) for ms, seq in rows}
+
+
+async def write_entries(session: Session, entries: Sequence[Entry]) -> list[Event]:
+    """Write entries, in commit order, into the ledger and its projections; returns the events to announce."""
+    if not entries:
+        return []
+    levels: dict[LevelKey, LevelRecord] = {}
+    reservations: dict[str, ReservationRecord] = {}
+    transfers: dict[str, TransferRecord] = {}
+    movements = []
+    answers: list[AnswerRecord] = []
+    for entry in entries:
+        levels.update(((r.sku, r.warehouse_id), r) for r in entry.levels)
+        reservations.update((r.id, r) for r in entry.reservations)
+        transfers.update((t.id, t) for t in entry.transfers)
+        answers += entry.answers
+        movements += [
+            (m.sku, m.warehouse_id, m.type, m.quantity, m.on_hand_delta, m.reserved_delta,
+             m.reference_type, m.reference_id, m.reason, entry.at, m.hash)
+            for m in entry.movements
+        ]  # fmt: skip
+    await _upsert_levels(session, list(levels.values()))
+    await session.insert_many("movements", (*MOVEMENT_INSERT_COLUMNS, "hash"), movements)
+    await _upsert_reservations(session, list(reservations.values()))
+    await _upsert_transfers(session, list(transfers.values()))
+    await session.execute(
+        "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, body, created_at) "
+        "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::bytea[], ?::bigint[]) "
+        "ON CONFLICT DO NOTHING",
+        _columns(
+            [(a.principal, a.key, a.fingerprint, a.status_code, a.body, a.created_at) for a in answers], 6
+        ),
+    )
+    # Alerts entry by entry: a level that dipped below its reorder point and came back
+    # within one persister batch still opens and resolves its alert, as on the SQL engines.
+    events: list[Event] = []
+    for entry in entries:
+        now = entry.decided_at
+        changed = [record.level() for record in entry.levels]
+        alert_changes = await review_alerts(session, "postgresql", changed, now, new_id, lock=True)
+        entry_events = events_of(changed, alert_changes, now)
+        await write_alerts(session, alert_changes, entry_events, now)
+        events += entry_events
+    return events
+
+
+async def _upsert_levels(session: Session, levels: Sequence[LevelRecord]) -> None:
+    await session.execute(
+        "INSERT INTO stock_levels (sku, warehouse_id, quantity_on_hand, quantity_reserved, reorder_point, "
+        "reorder_quantity, last_hash, version) "
+        "SELECT *, 0 FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[]) "
+        "ON CONFLICT (sku, warehouse_id) DO UPDATE SET quantity_on_hand = excluded.quantity_on_hand, "
+        "quantity_reserved = excluded.quantity_reserved, reorder_point = excluded.reorder_point, "
+        "reorder_quantity = excluded.reorder_quantity, last_hash = excluded.last_hash, "
+        "version = stock_levels.version + 1",
+        _columns(
+            [(r.sku, r.warehouse_id, r.quantity_on_hand, r.quantity_reserved, r.reorder_point,
+              r.reorder_quantity, r.last_hash) for r in levels],
+            7,
+        ),
+    )  # fmt: skip
+
+
+async def _upsert_reservations(session: Session, reservations: Sequence[ReservationRecord]) -> None:
+    # A reservation changes only from pending to one final status, so the newest record always wins.
+    await session.execute(
+        "INSERT INTO reservations (id, order_id, status, created_at, expires_at, updated_at, lines) "
+        "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[]) "
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+        _columns(
+            [(r.id, r.order_id, r.status, r.created_at, r.expires_at, r.updated_at, encode_json(r.lines))
+             for r in reservations],
+            7,
+        ),
+    )  # fmt: skip
+
+
+async def _upsert_transfers(session: Session, transfers: Sequence[TransferRecord]) -> None:
+    await session.execute(
+        "INSERT INTO transfers (id, sku, from_warehouse_id, to_warehouse_id, quantity, status, reference_id, "
+        "created_at, received_at) "
+        "SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], "
+        "?::bigint[], ?::bigint[]) "
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, received_at = excluded.received_at",
+        _columns(
+            [(t.id, t.sku, t.from_warehouse_id, t.to_warehouse_id, t.quantity, t.status, t.reference_id,
+              t.created_at, t.received_at) for t in transfers],
+            9,
+        ),
+    )  # fmt: skip
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one array per column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _wall_clock_millis() -> int:
+    """Bookkeeping time, not ledger time (the ledger's times come from the engine's clock, in the entries)."""
+    return time.time_ns() // 1_000_000
+
+
+async def _persisted_watermark(database: PostgresDatabase) -> StreamId:
+    rows = await database.fetch(
+        "SELECT stream_ms, stream_seq FROM ledger_entries ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1"
+    )
+    return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+
+async def rebuild(redis: aioredis.Redis, keys: Keys, database: PostgresDatabase) -> int:
+    """Load what the engine decides on from PostgreSQL into Redis; the ready marker goes last.
+
+    Levels, pending reservations (with their orders' indexes), transfers in transit
+    and idempotent answers younger than their retention. Finished records are read
+    from PostgreSQL by the engine when asked for.
+    """
+    levels = await database.fetch(
+        "SELECT sku, warehouse_id, quantity_on_hand, quantity_reserved, reorder_point, reorder_quantity, "
+        "last_hash FROM stock_levels"
+    )
+    reservations = await database.fetch(
+        "SELECT id, order_id, status, created_at, expires_at, updated_at, lines FROM reservations "
+        "WHERE status = 'pending'"
+    )
+    transfers = await database.fetch(
+        "SELECT id, sku, from_warehouse_id, to_warehouse_id, quantity, status, reference_id, created_at, "
+        "received_at FROM transfers WHERE status = 'in_transit'"
+    )
+    now_ms = _wall_clock_millis()
+    answers = await database.fetch(
+        "SELECT principal, key, fingerprint, status_code, body, created_at FROM idempotency_keys "
+        "WHERE created_at > ?",
+        (now_ms - ANSWER_RETENTION_MS,),
+    )
+    commands: list[tuple[str, ...] | tuple[Any, ...]] = []
+    for row in levels:
+        record = LevelRecord(*row)
+        commands.append(("SET", keys.level(record.sku, record.warehouse_id), encode(record)))
+        commands.append(("SADD", keys.warehouses_of(record.sku), record.warehouse_id))
+    for row in reservations:
+        lines = [(line.sku, line.warehouse_id, line.quantity) for line in decode_lines(row[6])]
+        reservation_id, order_id, status, created_at, expires_at, updated_at, _ = row
+        reservation = ReservationRecord(
+            reservation_id, order_id, status, created_at, expires_at, updated_at, lines
+        )
+        commands.append(("SET", keys.reservation(reservation.id), encode(reservation)))
+        commands.append(("SADD", keys.order(reservation.order_id), reservation.id))
+    for row in transfers:
+        transfer = TransferRecord(*row)
+        commands.append(("SET", keys.transfer(transfer.id), encode(transfer)))
+    for principal, key, fingerprint, status_code, body, created_at in answers:
+        record_bytes = encode(AnswerRecord(principal, key, fingerprint, status_code, bytes(body), created_at))
+        remaining = created_at + ANSWER_RETENTION_MS - now_ms
+        commands.append(("SET", keys.idempotency(principal, key), record_bytes, "PX", remaining))
+    for start in range(0, len(commands), REBUILD_PIPELINE):
+        pipe = redis.pipeline(transaction=False)
+        for command in commands[start : start + REBUILD_PIPELINE]:
+            pipe.execute_command(*command)
+        await pipe.execute()
+    watermark = await _persisted_watermark(database)
+    await _stream_ids_after(redis, keys, watermark)
+    await redis.set(keys.persisted, format_id(watermark))
+    await redis.set(keys.ready, b"1")
+    return len(commands)
+
+
+async def _stream_ids_after(redis: aioredis.Redis, keys: Keys, watermark: StreamId) -> None:
+    """New entries must get ids above every id PostgreSQL has recorded, or they would look like redeliveries."""
+    info = await redis.xinfo_stream(keys.stream)
+    if parse_id(info["last-generated-id"]) < watermark:
+        await redis.execute_command("XSETID", keys.stream, format_id(watermark))  # type: ignore[no-untyped-call]
