@@ -22,6 +22,8 @@ from stockd.store.sqlite import SqliteDatabase
 from stockd.workers.persister import Persister
 
 MIN_ADMIN_KEY_LENGTH = 16
+REDIS_CONNECTIONS = 64
+"""Batches are one call each; reads and the persister need a few more. Beyond this, requests queue."""
 
 
 def check_supported(settings: Settings) -> None:
@@ -91,7 +93,14 @@ async def _redis_service(
 ) -> StockService:
     """Redis decides, the persister (started with the service) carries every change to PostgreSQL."""
     assert settings.redis is not None
-    redis = aioredis.Redis.from_url(settings.redis, socket_timeout=REDIS_TIMEOUT_SECONDS)
+    # A blocking pool: a burst of requests queues for a connection instead of failing.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    redis = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
     keys = Keys(settings.redis_prefix)
     store = SqlStore(database)
     await warn_unless_durable(redis)

@@ -42,6 +42,8 @@ from typing import Any, Protocol, Self, TypeVar
 import httpx
 import pytest
 
+from tests.conftest import REDIS_URL, empty_tables
+
 STARTUP_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 LOG_TAIL_CHARS = 20_000
@@ -329,6 +331,26 @@ def server(server_factory: ServerFactory) -> StockdServer:
     return server_factory()
 
 
+def redis_engine_arguments(prefix: str) -> list[str]:
+    return ["--redis", REDIS_URL, "--redis-prefix", prefix]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def engine_server(request: pytest.FixtureRequest, server_factory: ServerFactory) -> StockdServer:
+    """A running stockd on the embedded engine, then on the Redis engine (fresh PostgreSQL tables, own keys)."""
+    if request.param == "sqlite":
+        return server_factory()
+    return redis_server(request, server_factory)
+
+
+def redis_server(request: pytest.FixtureRequest, server_factory: ServerFactory) -> StockdServer:
+    database: str = request.getfixturevalue("postgres_database")
+    run_coroutine(empty_tables(database))
+    return server_factory(
+        database=database, args=redis_engine_arguments(request.getfixturevalue("redis_prefix"))
+    )
+
+
 @pytest.fixture
 async def http(server: StockdServer) -> AsyncIterator[httpx.AsyncClient]:
     async with server.client() as client:
@@ -438,6 +460,7 @@ async def assert_reconciled(http: httpx.AsyncClient) -> None:
     assert body["mismatches"] == [], body
     assert body["broken_links"] == [], body  # every movement hash chain holds too
     assert body["levels_checked"] >= 1
+    assert body["persister_lag"] == 0, body  # the Redis engine: compared once PostgreSQL caught up
 
 
 async def assert_sold_out(

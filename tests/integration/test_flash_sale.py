@@ -20,11 +20,17 @@ WAREHOUSE = "ber"
 
 
 async def test_five_thousand_buyers_for_a_thousand_units_get_exactly_a_thousand_reservations(
-    server: StockdServer, http: httpx.AsyncClient
+    engine_server: StockdServer,
 ) -> None:
     sku = "FLASH-1"
-    await seed(http, sku, WAREHOUSE, quantity=1_000)
+    async with engine_server.client() as http:
+        await seed(http, sku, WAREHOUSE, quantity=1_000)
+        await sell_a_thousand_units_to_five_thousand_buyers(engine_server, http, sku)
 
+
+async def sell_a_thousand_units_to_five_thousand_buyers(
+    server: StockdServer, http: httpx.AsyncClient, sku: str
+) -> None:
     async with server.load_client() as load:
         responses = await asyncio.gather(
             *(

@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -53,7 +53,7 @@ from stockd.engine.sql.alerts import review_alerts, write_alerts
 from stockd.ids import new_id
 from stockd.metrics import PERSISTED_ENTRIES, PERSISTER_LAG, WORKER_FAILURES
 from stockd.store.codec import decode_lines, encode_json
-from stockd.store.postgres import PostgresDatabase, asyncpg_dsn
+from stockd.store.postgres import PostgresDatabase, PostgresSession, asyncpg_dsn
 from stockd.store.rows import MOVEMENT_INSERT_COLUMNS
 from stockd.store.sql import Session
 
@@ -85,6 +85,8 @@ class Persister:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
         self._watermark: StreamId = (0, 0)
+        self._connection: asyncpg.Connection | None = None
+        """The connection holding the leader's lock, while leading."""
 
     # -- running ------------------------------------------------------------------
 
@@ -110,22 +112,29 @@ class Persister:
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _lead_when_possible(self) -> None:
+        async with self.leading():
+            await self._lead()
+
+    @contextlib.asynccontextmanager
+    async def leading(self) -> AsyncIterator[None]:
+        """Wait to become the leader; lead until the block ends."""
         connection = await asyncpg.connect(self._dsn)
         try:
             # Another persister leads; poll, ready to follow it the moment it is gone.
             while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):  # noqa: ASYNC110
                 await asyncio.sleep(RETRY_SECONDS / 2)
             log.info("persister %s leads", self.consumer)
-            await self._lead()
+            # Every write goes through the connection that holds the lock: should it
+            # break, the lock is gone and so is any chance of writing after a successor.
+            self._connection = connection
+            yield
         finally:
-            # Closing the connection also gives up the lock.
+            self._connection = None
             with contextlib.suppress(Exception):
-                await connection.close()
+                await connection.close()  # which also gives up the lock
 
     async def _lead(self) -> None:
-        # Entries dead consumers left pending are the oldest: claimed first, so the ledger stays in order.
-        await self._claim_abandoned()
-        await self.ensure_counters()
+        await self.take_over()
         while True:
             if not await self._redis.exists(self._keys.ready):
                 await self.ensure_counters()  # flushed while running: rebuild before anyone commits again
@@ -147,6 +156,12 @@ class Persister:
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+
+    async def take_over(self) -> None:
+        """A new leader's first steps: claim what dead consumers left, then make sure Redis has counters."""
+        # Entries dead consumers left pending are the oldest: claimed first, so the ledger stays in order.
+        await self._claim_abandoned()
+        await self.ensure_counters()
 
     async def _claim_abandoned(self) -> None:
         """Take over what consumers that died left pending; they are the oldest entries, written next."""
@@ -176,7 +191,7 @@ class Persister:
             )
             entries: Any = reply[0][1] if reply else []  # type: ignore[index]
             if entries:
-                await self._persist(entries)
+                await self.write(entries)
                 return len(entries)
         return 0
 
@@ -186,7 +201,8 @@ class Persister:
         while await self.persist_available():
             pass
 
-    async def _persist(self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def write(self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Write stream entries (as XREADGROUP or XRANGE return them); those written before are skipped."""
         ids = [parse_id(entry_id) for entry_id, _ in raw_entries]
         entries = [decode_entry(fields[b"e"]) for _, fields in raw_entries]
         async with self._database.transaction() as session:
@@ -205,6 +221,13 @@ class Persister:
         PERSISTER_LAG.set(await self._redis.xlen(self._keys.stream) - 1)
         if self._on_events is not None and events:
             self._on_events(events)
+
+    @contextlib.asynccontextmanager
+    async def _leader_transaction(self) -> AsyncIterator[Session]:
+        if self._connection is None:
+            raise RuntimeError("only the leading persister writes the ledger")
+        async with self._connection.transaction():
+            yield PostgresSession(self._connection)
 
     # -- rebuilding Redis from the ledger ----------------------------------------------------
 

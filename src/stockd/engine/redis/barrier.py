@@ -38,6 +38,9 @@ class LedgerBarrier:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._seen: StreamId = (0, 0)
+        """The newest watermark this process has read; it only grows."""
+        self._reading: asyncio.Task[StreamId] | None = None
 
     async def newest(self) -> StreamId | None:
         """The id of the newest entry ever appended, or None for an empty stream."""
@@ -48,6 +51,18 @@ class LedgerBarrier:
         raw = await self._redis.get(self._keys.persisted)
         return (0, 0) if raw is None else parse_id(raw)
 
+    async def _watermark(self) -> StreamId:
+        """The persisted watermark; concurrent readers share one GET instead of each polling Redis."""
+        if self._reading is None:
+            self._reading = asyncio.create_task(self.persisted())
+            self._reading.add_done_callback(self._read)
+        return await asyncio.shield(self._reading)
+
+    def _read(self, reading: asyncio.Task[StreamId]) -> None:
+        self._reading = None
+        if not reading.cancelled() and reading.exception() is None:
+            self._seen = max(self._seen, reading.result())
+
     async def lag(self) -> int:
         """Entries acknowledged but not yet in PostgreSQL."""
         persisted = await self.persisted()
@@ -56,10 +71,10 @@ class LedgerBarrier:
 
     async def wait(self, seconds: float = WAIT_SECONDS) -> None:
         target = await self.newest()
-        if target is None:
+        if target is None or target <= self._seen:
             return
         deadline = time.monotonic() + seconds
-        while await self.persisted() < target:
+        while await self._watermark() < target:
             if time.monotonic() > deadline:
                 raise Unavailable(
                     f"the ledger in PostgreSQL is more than {seconds:g} s behind Redis "

@@ -1,0 +1,251 @@
+"""The Redis engine against the real Redis and PostgreSQL of this machine, in-process.
+
+What the contract suite cannot show: the persister writes each stream entry
+into PostgreSQL exactly once whatever is redelivered, a consumer that died is
+taken over in order, Redis that lost its data is rebuilt from the ledger (with
+what the stream still held), and a confirm racing an expiry from two processes
+ends in exactly one final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from stockd.bootstrap import build_service
+from stockd.config import Settings
+from stockd.domain.clock import FakeClock, SystemClock
+from stockd.domain.commands import Confirm, Expire, Receive, Release, RequestedLine, Reserve
+from stockd.domain.errors import ReservationExpired
+from stockd.domain.model import Product, ReservationStatus, Warehouse
+from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
+from stockd.ids import new_id
+from stockd.service import StockService
+from stockd.store.base import MovementFilter
+from stockd.workers.persister import Persister
+from tests.conftest import REDIS_URL, empty_tables, forget_redis_keys
+
+SKU = "HOT-1"
+WAREHOUSE = "ber"
+
+
+@pytest.fixture
+async def settings(postgres_database: str, redis_prefix: str) -> Settings:
+    await empty_tables(postgres_database)
+    return Settings(database=postgres_database, redis=REDIS_URL, redis_prefix=redis_prefix)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(SystemClock().now())
+
+
+@pytest.fixture
+async def service(settings: Settings, clock: FakeClock) -> AsyncIterator[StockService]:
+    """The service with its persister running, as the HTTP app runs it."""
+    service = await started(settings, clock)
+    yield service
+    await service.close()
+
+
+async def started(settings: Settings, clock: FakeClock) -> StockService:
+    service = await build_service(settings, clock)
+    assert service.persister is not None
+    service.persister.start()
+    await service.persister.wait_ready(30)
+    return service
+
+
+async def stocked(service: StockService, quantity: int = 1_000) -> None:
+    now = service.clock.now()
+    await service.put_product(Product(SKU, "hot", now, now))
+    await service.put_warehouse(Warehouse(WAREHOUSE, "Berlin", 52.5, 13.4, "Europe/Berlin", now, now))
+    await service.execute(Receive(SKU, WAREHOUSE, quantity))
+
+
+async def reserve(service: StockService, order: str, quantity: int = 1, ttl_seconds: int = 900) -> str:
+    reservation_id = new_id()
+    await service.execute(
+        Reserve(reservation_id, order, (RequestedLine(SKU, quantity, WAREHOUSE),), ttl_seconds=ttl_seconds)
+    )
+    return reservation_id
+
+
+async def ledger_view(service: StockService) -> tuple[object, ...]:
+    """What PostgreSQL holds: movements, levels and reservation statuses."""
+    await service.engine.caught_up()
+    movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
+    levels = await service.store.levels_of_sku(SKU)
+    statuses = await service.store.database.fetch("SELECT id, status FROM reservations ORDER BY id")
+    return (
+        [(m.id, m.type, m.quantity, m.reference_id) for m in movements],
+        levels,
+        [tuple(row) for row in statuses],
+    )
+
+
+async def assert_counters_equal_the_ledger(service: StockService) -> None:
+    reconciliation = await service.reconcile()
+    assert reconciliation.persister_lag == 0
+    assert reconciliation.mismatches == []
+    assert reconciliation.broken_links == []
+    assert reconciliation.levels_checked >= 1
+
+
+async def test_redelivered_entries_and_a_second_consumer_taking_over_change_nothing(
+    service: StockService, settings: Settings
+) -> None:
+    await stocked(service)
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    assert service.persister is not None
+    await service.persister.stop()  # from here on, entries stay in the stream until someone takes over
+
+    reservations = [await reserve(service, f"o-{n}") for n in range(30)]
+    for reservation_id in reservations[:10]:
+        await service.execute(Confirm(reservation_id))
+    for reservation_id in reservations[10:15]:
+        await service.execute(Release(reservation_id))
+    everything = await redis.xrange(keys.stream)
+    # A consumer read the newest entries and died before acknowledging them.
+    await redis.xreadgroup(PERSISTER_GROUP, "died-mid-batch", {keys.stream: ">"}, count=len(everything))
+
+    second = Persister(redis, keys, service.store.database, settings.database_url, consumer="second")  # type: ignore[arg-type]
+    second.start()
+    await service.engine.caught_up()
+    await second.stop()
+    persisted = await ledger_view(service)
+    assert Counter(m[1].value for m in persisted[0]) == {
+        "receive": 1,
+        "reserve": 30,
+        "ship": 10,
+        "release": 5,
+    }
+    await assert_counters_equal_the_ledger(service)
+
+    async with second.leading():
+        await second.write(everything)  # replayed from the start, out of their first order too
+        await second.write(list(reversed(everything)))
+    await redis.xgroup_setid(keys.stream, PERSISTER_GROUP, id="0")  # the group itself replays from 0
+    async with second.leading():
+        await second.persist_available()
+    assert await ledger_view(service) == persisted
+    await assert_counters_equal_the_ledger(service)
+    await redis.aclose()
+
+
+async def test_redis_that_lost_everything_is_rebuilt_from_the_ledger_before_it_takes_traffic(
+    settings: Settings, clock: FakeClock
+) -> None:
+    service = await started(settings, clock)
+    await stocked(service)
+    held = [await reserve(service, f"o-{n}", quantity=2) for n in range(20)]
+    await service.execute(Confirm(held[0]))
+    await service.execute(Release(held[1]))
+    before = await service.stock_of(SKU)
+    ledger_before = await ledger_view(service)
+    await service.close()
+
+    forget_redis_keys(settings.redis_prefix)  # what FLUSHALL does to stockd's keys while it is stopped
+
+    service = await started(settings, clock)
+    try:
+        assert await service.stock_of(SKU) == before
+        await assert_counters_equal_the_ledger(service)
+        assert await ledger_view(service) == ledger_before
+        # The rebuilt counters take traffic, and what they decide reaches the ledger (new stream ids
+        # are above every id PostgreSQL has seen, so none is mistaken for a redelivery).
+        await service.execute(Confirm(held[2]))
+        late = await reserve(service, "after-the-rebuild", quantity=3)
+        summary = await service.stock_of(SKU)
+        assert (summary.quantity_on_hand, summary.quantity_reserved) == (1_000 - 4, 2 * 17 + 3)
+        assert (await service.get_reservation(late)).status is ReservationStatus.PENDING
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await service.close()
+
+
+async def test_counters_lost_with_entries_still_in_the_stream_are_rebuilt_with_those_entries(
+    settings: Settings, clock: FakeClock
+) -> None:
+    service = await started(settings, clock)
+    await stocked(service)
+    assert service.persister is not None
+    await service.persister.stop()
+    for n in range(25):
+        await reserve(service, f"o-{n}")  # acknowledged; only the stream knows them yet
+    await service.close()
+
+    keys = Keys(settings.redis_prefix)
+    await asyncio.to_thread(_forget_counters, keys)
+
+    service = await started(settings, clock)
+    try:
+        summary = await service.stock_of(SKU)
+        assert (summary.quantity_on_hand, summary.quantity_reserved) == (1_000, 25)
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await service.close()
+
+
+def _forget_counters(keys: Keys) -> None:
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.delete(keys.ready, keys.level(SKU, WAREHOUSE))
+
+
+async def test_confirm_racing_expiry_from_two_processes_ends_in_exactly_one_final_state(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """1,000 holds reach their expiry while one process confirms them and another expires them."""
+    payments = await started(settings, clock)
+    await stocked(payments, quantity=1_000)
+    held = [await reserve(payments, f"o-{n}", ttl_seconds=60) for n in range(1_000)]
+    # The sweeping process's clock has reached the expiry; the paying one's is a millisecond short.
+    expiry = clock.now() + timedelta(seconds=60)
+    clock.advance((expiry - clock.now() - timedelta(milliseconds=1)).total_seconds())
+    sweeper_clock = FakeClock(expiry)
+    sweeper = await build_service(settings, sweeper_clock)
+    try:
+        # Payments work from the oldest hold, the sweeper from the newest, a batch at a time:
+        # they meet, and race, in the middle.
+        confirmations, expiries = await asyncio.gather(
+            in_batches(payments, [Confirm(r) for r in held]),
+            in_batches(sweeper, [Expire(r) for r in reversed(held)]),
+        )
+    finally:
+        await sweeper.close()
+    refused = [c for c in confirmations if isinstance(c, BaseException)]
+    assert all(isinstance(error, ReservationExpired) for error in refused), refused
+    assert not any(isinstance(e, BaseException) for e in expiries), expiries
+
+    await payments.engine.caught_up()
+    statuses = Counter(
+        status for (status,) in await payments.store.database.fetch("SELECT status FROM reservations")
+    )
+    assert sum(statuses.values()) == 1_000
+    assert set(statuses) <= {"confirmed", "expired"}
+    assert statuses["expired"] == len(refused)
+    assert statuses["confirmed"] >= 100 and statuses["expired"] >= 100, statuses  # both sides won some
+    finished = await payments.store.database.fetch(
+        "SELECT reference_id, count(*) FROM movements WHERE type IN ('ship', 'expire') GROUP BY reference_id"
+    )
+    assert len(finished) == 1_000 and {count for _, count in finished} == {1}  # each hold ended exactly once
+    summary = await payments.stock_of(SKU)
+    assert summary.quantity_reserved == 0
+    assert summary.quantity_on_hand == 1_000 - statuses["confirmed"]
+    await assert_counters_equal_the_ledger(payments)
+    await payments.close()
+
+
+async def in_batches(service: StockService, commands: list[Confirm] | list[Expire]) -> list[object]:
+    results: list[object] = []
+    for start in range(0, len(commands), 50):
+        batch = commands[start : start + 50]
+        results += await asyncio.gather(*(service.execute(c) for c in batch), return_exceptions=True)
+    return results
