@@ -26,6 +26,8 @@ from rich.table import Table
 from stockd.bench.engines import (
     DEFAULT_POSTGRES_SERVER,
     POSTGRES_SERVER_VARIABLE,
+    REDIS_STRATEGIES,
+    UNBATCHED,
     BenchEngine,
     BenchUsageError,
     EngineName,
@@ -57,7 +59,9 @@ Engines = Annotated[
         "--database sqlite:///path is given. postgres uses --database postgresql://… if given, else a "
         "scratch database per measurement, created on the server named by "
         f"${POSTGRES_SERVER_VARIABLE} (default {DEFAULT_POSTGRES_SERVER}) and dropped afterwards. "
-        "redis is not available yet (exit code 2).",
+        "redis is the Redis engine on --redis (default redis://127.0.0.1:6379/0) with its ledger in a "
+        "scratch PostgreSQL database; its strategies are batched and lock (= unbatched, one script call "
+        "per reservation).",
         case_sensitive=False,
     ),
 ]
@@ -126,7 +130,7 @@ def throughput(
     async def one(bench: BenchEngine, tick: Tick) -> ThroughputResult:
         return await measure(bench, seconds=seconds, concurrency=concurrency, skus=skus, tick=tick)
 
-    results = _run_with_progress(_on_every_engine(engines, strategies, database, seconds, one))
+    results = _run_with_progress(_on_every_engine(engines, strategies, database, redis, seconds, one))
     records = [result.as_json() for result in results]
     _add_vs_lock(records)
     table = Table(
@@ -150,7 +154,11 @@ def throughput(
 
 def _add_vs_lock(records: list[dict[str, Any]]) -> None:
     """Each record's rate over the lock strategy's on the same engine in this run."""
-    lock = {r["engine"]: r["reservations_per_second"] for r in records if r["strategy"] == Strategy.LOCK}
+    lock = {
+        r["engine"]: r["reservations_per_second"]
+        for r in records
+        if r["strategy"] in (Strategy.LOCK, UNBATCHED)
+    }
     for record in records:
         baseline = lock.get(record["engine"])
         record["vs_lock"] = round(record["reservations_per_second"] / baseline, 2) if baseline else None
@@ -191,7 +199,7 @@ def flash_sale(
     async def one(bench: BenchEngine, tick: Tick) -> FlashSaleResult:
         return await run_sale(bench, units=units, buyers=buyers, concurrency=concurrency, tick=tick)
 
-    results = _run_with_progress(_on_every_engine(engines, strategies, database, buyers, one))
+    results = _run_with_progress(_on_every_engine(engines, strategies, database, redis, buyers, one))
     records = [result.as_json() for result in results]
     table = Table(
         "engine", "strategy", "reserved", "oversold", "refused", "errors", "sold out in",
@@ -314,6 +322,7 @@ def http(
         connections=concurrency,
         client=chosen_client,
         bare=bare,
+        redis=redis,
     )
     err.print(
         f"[bold]http[/bold]: {url or _names(plan.engines) + ' × ' + _names(plan.strategies)}; "
@@ -428,6 +437,7 @@ def _on_every_engine(
     engines: Sequence[EngineName],
     strategies: Sequence[Strategy],
     database: str | None,
+    redis: str | None,
     total: float,
     one: Callable[[BenchEngine, Tick], Coroutine[Any, Any, T]],
 ) -> Callable[[_Bars], Coroutine[Any, Any, list[T]]]:
@@ -437,10 +447,12 @@ def _on_every_engine(
         results = []
         for engine_name in engines:
             for strategy_name in strategies:
+                if engine_name is EngineName.REDIS and strategy_name not in REDIS_STRATEGIES:
+                    continue
                 async with open_engine(
-                    engine_name, strategy_name, database_for(engine_name, database)
+                    engine_name, strategy_name, database_for(engine_name, database), redis
                 ) as bench:
-                    results.append(await one(bench, bars(f"{engine_name}/{strategy_name}", total)))
+                    results.append(await one(bench, bars(f"{engine_name}/{bench.label}", total)))
         return results
 
     return run

@@ -9,7 +9,11 @@
     ``STOCKD_BENCH_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
     and dropped when it ends, so every strategy starts from empty tables.
 ``redis``
-    Not part of this version yet: refused with exit code 2.
+    The Redis engine on ``--redis`` (default ``redis://127.0.0.1:6379/0``) under a
+    fresh key prefix (removed afterwards), with its ledger in a scratch PostgreSQL
+    database as above and its persister running in the same process. Strategy
+    ``batched`` is one script call per batch; ``lock`` stands for its unbatched
+    baseline, one script call per reservation (labelled ``unbatched``).
 """
 
 from __future__ import annotations
@@ -27,16 +31,25 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from stockd.bootstrap import open_database
 from stockd.config import Settings
 from stockd.domain.clock import SystemClock
 from stockd.domain.commands import Receive
 from stockd.domain.model import MAX_QUANTITY, Product, Warehouse
+from stockd.engine.base import Engine
+from stockd.engine.batcher import DEFAULT_MAX_BATCH
+from stockd.engine.redis.durability import durability_of
+from stockd.engine.redis.engine import RedisEngine
+from stockd.engine.redis.keys import Keys
 from stockd.engine.sql.engine import SqlEngine, Strategy
 from stockd.ids import new_id
+from stockd.store.postgres import PostgresDatabase
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
+from stockd.workers.persister import Persister
 
 WAREHOUSE = "bench"
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -55,14 +68,19 @@ class BenchUsageError(Exception):
     """The options cannot work; the message says what to change (exit code 2)."""
 
 
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+UNBATCHED = "unbatched"
+"""The Redis engine's baseline: one script call per reservation (``--strategy lock`` on that engine)."""
+
+
+REDIS_STRATEGIES = (Strategy.BATCHED, Strategy.LOCK)
+"""What the Redis engine is measured with; optimistic and atomic are SQL strategies and skipped."""
+
+
 def check_engines(engines: list[EngineName], database: str | None, redis: str | None) -> None:
     """Refuse, before anything runs, what this version cannot benchmark."""
-    if EngineName.REDIS in engines:
-        where = f" at {redis}" if redis else ""
-        raise BenchUsageError(
-            f"the Redis engine is not available yet: this version of stockd has no Redis engine to "
-            f"measure{where}. Use --engine sqlite or --engine postgres."
-        )
+    if redis is not None and not redis.startswith(("redis://", "rediss://", "unix://")):
+        raise BenchUsageError(f"--redis must be a redis:// URL, not {redis!r}")
     if database is None:
         return
     wanted = EngineName.POSTGRES if is_postgresql(database) else EngineName.SQLITE
@@ -80,7 +98,7 @@ def database_for(engine: EngineName, database: str | None) -> str | None:
     """The user's ``--database`` if it belongs to this engine, else None (a fresh one is made)."""
     if database is None:
         return None
-    return database if (engine is EngineName.POSTGRES) == is_postgresql(database) else None
+    return database if (engine is not EngineName.SQLITE) == is_postgresql(database) else None
 
 
 @asynccontextmanager
@@ -91,11 +109,9 @@ async def database_url(engine: EngineName, given: str | None) -> AsyncIterator[s
     elif engine is EngineName.SQLITE:
         with tempfile.TemporaryDirectory(prefix="stockd-bench-") as directory:
             yield f"sqlite:///{Path(directory) / 'stockd.db'}"
-    elif engine is EngineName.POSTGRES:
+    else:
         async with scratch_postgres_database() as url:
             yield url
-    else:
-        raise BenchUsageError(f"engine {engine} is not available")
 
 
 @asynccontextmanager
@@ -157,28 +173,96 @@ class BenchEngine:
 
     name: EngineName
     strategy: Strategy
-    engine: SqlEngine
+    engine: Engine
     store: SqlStore
     database: Database
     durability: Durability
     batch_sizes: list[int] = field(default_factory=list)
+    label: str = ""
+    """The strategy as reported: its name, or ``unbatched`` for the Redis engine's baseline."""
+
+    async def settled(self) -> None:
+        """Wait until the ledger store holds everything acknowledged (the Redis engine's persister)."""
+        await self.engine.caught_up()
 
 
 @asynccontextmanager
 async def open_engine(
-    name: EngineName, strategy: Strategy, database: str | None
+    name: EngineName, strategy: Strategy, database: str | None, redis: str | None = None
 ) -> AsyncIterator[BenchEngine]:
-    """The SQL engine with ``strategy`` on a fresh (or the given) database, closed afterwards."""
+    """The engine with ``strategy`` on a fresh (or the given) database, closed afterwards."""
     async with database_url(name, database) as url:
         opened = await open_database(Settings(database=url, strategy=strategy.value))
-        batch_sizes: list[int] = []
-        engine = SqlEngine(opened, SystemClock(), strategy=strategy, on_batch=batch_sizes.append)
         try:
-            durability = await probe_durability(opened)
-            yield BenchEngine(name, strategy, engine, SqlStore(opened), opened, durability, batch_sizes)
+            if name is EngineName.REDIS:
+                assert isinstance(opened, PostgresDatabase)
+                async with _redis_engine(opened, url, strategy, redis or DEFAULT_REDIS) as bench:
+                    yield bench
+                return
+            batch_sizes: list[int] = []
+            engine = SqlEngine(opened, SystemClock(), strategy=strategy, on_batch=batch_sizes.append)
+            try:
+                durability = await probe_durability(opened)
+                yield BenchEngine(
+                    name, strategy, engine, SqlStore(opened), opened, durability, batch_sizes, strategy.value
+                )
+            finally:
+                await engine.close()
         finally:
-            await engine.close()
             await opened.close()
+
+
+@asynccontextmanager
+async def _redis_engine(
+    database: PostgresDatabase, url: str, strategy: Strategy, redis_url: str
+) -> AsyncIterator[BenchEngine]:
+    """The Redis engine under a fresh key prefix, its persister running; the keys are removed afterwards."""
+    try:
+        redis = aioredis.Redis.from_url(redis_url, max_connections=64)
+        await redis.ping()
+    except RedisError as error:
+        raise BenchUsageError(
+            f"cannot reach Redis at {redis_url} ({error}); start it or pass --redis"
+        ) from error
+    keys = Keys(f"stockd-bench-{new_id()[-12:]}")
+    store = SqlStore(database)
+    batch_sizes: list[int] = []
+    engine = RedisEngine(
+        redis,
+        store,
+        SystemClock(),
+        keys,
+        max_batch=DEFAULT_MAX_BATCH if strategy is Strategy.BATCHED else 1,
+        on_batch=batch_sizes.append,
+    )
+    persister = Persister(redis, keys, database, url)
+    persister.start()
+    try:
+        await persister.wait_ready(60)
+        label = strategy.value if strategy is Strategy.BATCHED else UNBATCHED
+        durability = await probe_redis_durability(redis)
+        yield BenchEngine(EngineName.REDIS, strategy, engine, store, database, durability, batch_sizes, label)
+    finally:
+        await persister.stop()
+        async for key in redis.scan_iter(match=keys.pattern, count=1000):
+            await redis.unlink(key)
+        await engine.close()
+
+
+async def probe_redis_durability(redis: aioredis.Redis) -> Durability:
+    """Does Redis fsync every write before it answers? (appendonly yes + appendfsync always)"""
+    reason = await durability_of(redis)
+    info = await redis.info("server")
+    settings = {**await redis.config_get("appendonly"), **await redis.config_get("appendfsync")}
+    text = {
+        str(k.decode() if isinstance(k, bytes) else k): v.decode() if isinstance(v, bytes) else v
+        for k, v in settings.items()
+    }
+    return Durability(
+        durable=reason is None,
+        settings=f"appendonly={text.get('appendonly')}, appendfsync={text.get('appendfsync')}",
+        version=f"Redis {info.get('redis_version')}",
+    )
 
 
 async def probe_durability(database: Database) -> Durability:

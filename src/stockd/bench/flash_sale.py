@@ -183,12 +183,13 @@ async def run_sale(
         await asyncio.gather(*(buyer() for _ in range(min(concurrency, buyers))))
     elapsed = time.perf_counter() - began
 
+    await bench.settled()  # the Redis engine: PostgreSQL has caught up, so the counters can be checked
     levels = await bench.store.levels_of_sku(sku)
-    reconciliation = await bench.store.reconcile()
+    reconciliation = await bench.store.reconcile(await bench.engine.counters())
     acknowledged, refused = answers.pop("acknowledged", 0), answers.pop("refused", 0)
     return FlashSaleResult(
         engine=bench.name.value,
-        strategy=bench.strategy.value,
+        strategy=bench.label,
         units=units,
         buyers=buyers,
         concurrency=concurrency,

@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from stockd.bench.engines import WAREHOUSE, EngineName, database_for, database_url
+from stockd.bench.engines import DEFAULT_REDIS, WAREHOUSE, EngineName, database_for, database_url
 from stockd.bench.stats import Latency, Tick, ticking
 from stockd.domain.model import MAX_QUANTITY
 from stockd.engine.sql.engine import Strategy
@@ -507,6 +507,7 @@ class HttpPlan:
     connections: int
     client: Client
     bare: bool
+    redis: str | None = None
 
 
 async def run_http(plan: HttpPlan, progress: TickFactory, on_result: Callable[[HttpResult], None]) -> None:
@@ -596,6 +597,10 @@ async def run_http(plan: HttpPlan, progress: TickFactory, on_result: Callable[[H
                         sys.executable, "-m", "stockd", "serve", "--host", "127.0.0.1", "--port", str(port),
                         "--database", url, "--strategy", strategy_name.value,
                     ]  # fmt: skip
+                    if engine_name is EngineName.REDIS:
+                        prefix = f"stockd-bench-{new_id()[-12:]}"
+                        command[-1] = Strategy.BATCHED.value  # the Redis engine always batches
+                        command += ["--redis", plan.redis or DEFAULT_REDIS, "--redis-prefix", prefix]
                     log = logs / f"stockd-{engine_name}-{strategy_name}.log"
                     async with running_server(command, port, "/healthz", log) as server:
                         skus = await prepare_stockd(server.base_url, headers, max_lines)

@@ -104,7 +104,7 @@ async def measure(
     elapsed = time.perf_counter() - began
     return ThroughputResult(
         engine=bench.name.value,
-        strategy=bench.strategy.value,
+        strategy=bench.label,
         skus=skus,
         concurrency=concurrency,
         reservations=len(latencies),

@@ -5,22 +5,36 @@
 -- KEYS[1] the ready marker, KEYS[2] the ledger stream; the other keys are
 -- referred to by their index in KEYS.
 -- ARGV[1] the stream entry (opaque bytes)
--- ARGV[2] the number of guards, then per guard: kind, key index, expected
---   kind "s": the key's value equals expected ("" = the key does not exist)
---   kind "n": the set at key has exactly expected members
--- then the number of writes, then per write: kind, key index, value, ttl
---   kind "S": SET key value (with PX ttl when ttl > 0)
---   kind "A": SADD key value (ttl unused)
--- Returns {1, entry id}; {0, n} when guard n failed (nothing written);
+-- ARGV[2] the guards and ARGV[3] the writes, each a run of packed operations
+-- (big-endian): kind (1 byte), key index (4), value length (4), value, ttl (4).
+-- One packed string instead of thousands of arguments: for a batch of a thousand
+-- reservations, building and parsing the arguments would cost more than the work.
+--   guard "s": the key's value equals value ("" = the key does not exist)
+--   guard "n": the set at key has exactly tonumber(value) members
+--   write "S": SET key value (with PX ttl when ttl > 0)
+--   write "A": SADD key value
+-- Returns {1, entry id}; {0, key index} when a guard failed (nothing written);
 -- {-1} when the counters are not there (a new or flushed Redis, before rebuild).
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {-1}
 end
 
-local i = 3
-for guard = 1, tonumber(ARGV[2]) do
-  local kind, key, expected = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]
+local function operations(packed)
+  local position = 1
+  return function()
+    if position > #packed then
+      return nil
+    end
+    local kind, key, length, start = struct.unpack('>c1I4I4', packed, position)
+    local value = string.sub(packed, start, start + length - 1)
+    local ttl, after = struct.unpack('>I4', packed, start + length)
+    position = after
+    return kind, KEYS[key], value, ttl, key
+  end
+end
+
+for kind, key, expected, _, index in operations(ARGV[2]) do
   local actual
   if kind == 's' then
     actual = redis.call('GET', key) or ''
@@ -28,17 +42,12 @@ for guard = 1, tonumber(ARGV[2]) do
     actual = tostring(redis.call('SCARD', key))
   end
   if actual ~= expected then
-    return {0, guard}
+    return {0, index}
   end
-  i = i + 3
 end
 
-local writes = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, writes do
-  local kind, key, value = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]
+for kind, key, value, ttl in operations(ARGV[3]) do
   if kind == 'S' then
-    local ttl = tonumber(ARGV[i + 3])
     if ttl > 0 then
       redis.call('SET', key, value, 'PX', ttl)
     else
@@ -47,7 +56,6 @@ for _ = 1, writes do
   else
     redis.call('SADD', key, value)
   end
-  i = i + 4
 end
 
 return {1, redis.call('XADD', KEYS[2], '*', 'e', ARGV[1])}

@@ -21,19 +21,20 @@ the persister (``workers/persister.py``).
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from stockd.domain.book import Outcome, StockBook, needs_of
+from stockd.domain.book import Needs, Outcome, StockBook, needs_of
 from stockd.domain.chain import chain
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Command
@@ -66,6 +67,8 @@ from stockd.engine.redis.records import (
 )
 from stockd.store.codec import to_millis
 from stockd.store.sql_store import SqlStore
+
+T = TypeVar("T")
 
 COMMIT_SCRIPT = files("stockd.engine.redis").joinpath("commit.lua").read_text()
 
@@ -172,31 +175,46 @@ class RedisEngine:
                 "Redis holds no counters yet (new or flushed); they are being rebuilt from the ledger"
             )
         if result[0] == 0:
-            raise WriteConflict(commit.keys[commit.guarded_key(int(result[1]))])
+            raise WriteConflict(commit.keys[int(result[1]) - 1])
         return decisions
 
     async def _load(self, submissions: Sequence[Submission], now: datetime) -> State:
-        """Everything the batch can touch: two pipelined round trips to Redis, one catalog query."""
+        """Everything the batch can touch, as one consistent snapshot, plus the catalog from PostgreSQL.
+
+        A first round trip finds out which levels the batch touches (those of the
+        reservations it confirms, of the warehouses the planner may choose from);
+        a reservation with warehouses chosen by the client needs none. The second
+        reads every value the batch is decided on inside MULTI/EXEC, so no other
+        process's commit can fall between two of them.
+        """
         keys = self._keys
         needs = needs_of(s.command for s in submissions)
         reservation_ids = sorted(needs.reservation_ids)
         transfer_ids = sorted(needs.transfer_ids)
         claims = sorted({(s.claim.principal, s.claim.key) for s in submissions if s.claim is not None})
-        placed_by_planner = sorted(needs.skus_in_any_warehouse)
         capped_orders = sorted(needs.order_ids) if self._max_units_per_order is not None else []
+        level_keys, order_members, retired, discovered = await self._discover(needs, capped_orders)
+        ordered_levels = sorted(level_keys)
+        order_reservation_ids = sorted({r for members in order_members.values() for r in members})
 
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=True)
         for reservation_id in reservation_ids:
             pipe.get(keys.reservation(reservation_id))
         for transfer_id in transfer_ids:
             pipe.get(keys.transfer(transfer_id))
         for principal, idempotency_key in claims:
             pipe.get(keys.idempotency(principal, idempotency_key))
-        for sku in placed_by_planner:
-            pipe.smembers(keys.warehouses_of(sku))
-        for order_id in capped_orders:
-            pipe.smembers(keys.order(order_id))
-        replies = iter(await pipe.execute())
+        if ordered_levels:
+            pipe.mget([keys.level(*key) for key in ordered_levels])
+        if order_reservation_ids:
+            pipe.mget([keys.reservation(r) for r in order_reservation_ids])
+        warehouse_ids = needs.warehouse_ids | {warehouse_id for _, warehouse_id in level_keys}
+        snapshot, known, warehouses = await asyncio.gather(
+            pipe.execute(),
+            self._known(needs.skus),
+            self._store.warehouses_by_id(warehouse_ids),
+        )
+        replies = iter(snapshot)
 
         state = State()
         for reservation_id in reservation_ids:
@@ -207,48 +225,30 @@ class RedisEngine:
             state.raw[keys.transfer(transfer_id)] = raw = next(replies)
             if raw is not None:
                 state.transfers.append(decode_transfer(raw).transfer())
+        if any(r.id not in discovered for r in state.reservations) or any(
+            t.id not in discovered for t in state.transfers
+        ):
+            # Created by another process between the two reads: their levels were not looked for.
+            raise WriteConflict("a reservation or transfer appeared while the batch was being read")
+        state.reservations += [r for r in retired if isinstance(r, Reservation)]
+        state.transfers += [t for t in retired if isinstance(t, Transfer)]
         for identity in claims:
             raw = next(replies)
             if raw is not None:
                 state.answers[identity] = decode_answer(raw).record()
-        level_keys = set(needs.level_keys)
-        for sku in placed_by_planner:
-            level_keys.update((sku, warehouse_id.decode()) for warehouse_id in next(replies))
-        order_members = {order_id: [m.decode() for m in next(replies)] for order_id in capped_orders}
-        await self._load_retired(state, reservation_ids, transfer_ids)
-        needs.add_reservation_lines(state.reservations)
-        needs.add_transfer_levels(state.transfers)
-        level_keys |= needs.level_keys
-
-        ordered_levels = sorted(level_keys)
-        order_reservation_ids = sorted({r for members in order_members.values() for r in members})
-        pipe = self._redis.pipeline(transaction=False)
-        if ordered_levels:
-            pipe.mget([keys.level(*key) for key in ordered_levels])
-        if order_reservation_ids:
-            pipe.mget([keys.reservation(r) for r in order_reservation_ids])
-        warehouse_ids = needs.warehouse_ids | {warehouse_id for _, warehouse_id in level_keys}
-        replies_now, known, warehouses = await asyncio.gather(
-            pipe.execute(),
-            self._known(needs.skus),
-            self._store.warehouses_by_id(warehouse_ids),
-        )
-        replies = iter(replies_now)
         levels = []
         if ordered_levels:
             for level_key, raw in zip(ordered_levels, next(replies), strict=True):
-                state.raw[self._keys.level(*level_key)] = raw
+                state.raw[keys.level(*level_key)] = raw
                 if raw is not None:
                     level_record = decode_level(raw)
                     levels.append(level_record.level())
                     state.heads[level_key] = level_record.last_hash
         held_by_order = None
         if self._max_units_per_order is not None:
+            order_reservations = next(replies) if order_reservation_ids else []
             held_by_order = _held_by_order(
-                (decode_reservation(raw).reservation() for raw in next(replies) if raw is not None)
-                if order_reservation_ids
-                else (),
-                now,
+                (decode_reservation(raw).reservation() for raw in order_reservations if raw is not None), now
             )
             state.order_sizes = {order_id: len(members) for order_id, members in order_members.items()}
         state.book = StockBook(
@@ -262,24 +262,60 @@ class RedisEngine:
         )
         return state
 
-    async def _load_retired(self, state: State, reservation_ids: list[str], transfer_ids: list[str]) -> None:
-        """Finished records Redis let go of (after ``FINISHED_RETENTION_MS``) are read from PostgreSQL."""
+    async def _discover(
+        self, needs: Needs, capped_orders: list[str]
+    ) -> tuple[set[LevelKey], dict[str, list[str]], list[Reservation | Transfer], set[str]]:
+        """The levels a batch touches, the members of capped orders, finished records kept only in
+        PostgreSQL (they never change again, so they need no snapshot), and the ids found in Redis."""
+        keys = self._keys
+        reservation_ids = sorted(needs.reservation_ids)
+        transfer_ids = sorted(needs.transfer_ids)
+        planned = sorted(needs.skus_in_any_warehouse)
+        level_keys = set(needs.level_keys)
+        if not (reservation_ids or transfer_ids or planned or capped_orders):
+            return level_keys, {}, [], set()
+        pipe = self._redis.pipeline(transaction=False)
         for reservation_id in reservation_ids:
-            if state.raw[self._keys.reservation(reservation_id)] is None:
-                reservation = await self._store.get_reservation(reservation_id)
-                if reservation is not None:
-                    state.reservations.append(reservation)
+            pipe.get(keys.reservation(reservation_id))
         for transfer_id in transfer_ids:
-            if state.raw[self._keys.transfer(transfer_id)] is None:
-                transfer = await self._store.get_transfer(transfer_id)
-                if transfer is not None:
-                    state.transfers.append(transfer)
+            pipe.get(keys.transfer(transfer_id))
+        for sku in planned:
+            pipe.smembers(keys.warehouses_of(sku))
+        for order_id in capped_orders:
+            pipe.smembers(keys.order(order_id))
+        replies = iter(await pipe.execute())
+        reservations = [_or_none(decode_reservation, next(replies)) for _ in reservation_ids]
+        transfers = [_or_none(decode_transfer, next(replies)) for _ in transfer_ids]
+        for sku in planned:
+            level_keys.update((sku, warehouse_id.decode()) for warehouse_id in next(replies))
+        order_members = {order_id: [m.decode() for m in next(replies)] for order_id in capped_orders}
+        retired: list[Reservation | Transfer] = []
+        for reservation_id, found in zip(reservation_ids, reservations, strict=True):
+            reservation = found.reservation() if found else await self._store.get_reservation(reservation_id)
+            if reservation is not None:
+                needs.add_reservation_lines([reservation])
+                if found is None:
+                    retired.append(reservation)
+        for transfer_id, found_transfer in zip(transfer_ids, transfers, strict=True):
+            transfer = (
+                found_transfer.transfer() if found_transfer else await self._store.get_transfer(transfer_id)
+            )
+            if transfer is not None:
+                needs.add_transfer_levels([transfer])
+                if found_transfer is None:
+                    retired.append(transfer)
+        discovered = {r.id for r in reservations if r} | {t.id for t in transfers if t}
+        return level_keys | needs.level_keys, order_members, retired, discovered
 
     async def _known(self, skus: set[str]) -> set[str]:
         unknown = skus - self._known_skus
         if unknown:
             self._known_skus |= await self._store.known_skus(unknown)
         return skus & self._known_skus
+
+
+def _or_none(decode: Callable[[bytes], T], raw: bytes | None) -> T | None:
+    return None if raw is None else decode(raw)
 
 
 def _held_by_order(reservations: Iterable[Reservation], now: datetime) -> dict[tuple[str, str], int]:
@@ -306,14 +342,13 @@ class State:
 
 
 class Commit:
-    """The arguments of one commit script call: guards, writes, and the stream entry."""
+    """The arguments of one commit script call: keys, packed guards and writes, the stream entry."""
 
     def __init__(self, keys: Keys) -> None:
         self.keys = [keys.ready, keys.stream]
         self._index: dict[str, int] = {}
-        self._guards: list[Any] = []
-        self._writes: list[Any] = []
-        self.is_empty = True
+        self._guards = bytearray()
+        self._writes = bytearray()
         self.payload = b""
 
     def _key(self, key: str) -> int:
@@ -324,26 +359,32 @@ class Commit:
         return index
 
     def unchanged(self, key: str, raw: bytes | None) -> None:
-        self._guards += ("s", self._key(key), raw or b"")
+        self._guards += _operation(b"s", self._key(key), raw or b"")
 
     def size_unchanged(self, key: str, size: int) -> None:
-        self._guards += ("n", self._key(key), size)
+        self._guards += _operation(b"n", self._key(key), str(size).encode())
 
     def set(self, key: str, value: bytes, ttl_ms: int = 0) -> None:
-        self._writes += ("S", self._key(key), value, ttl_ms)
-        self.is_empty = False
+        self._writes += _operation(b"S", self._key(key), value, ttl_ms)
 
     def add(self, key: str, member: str) -> None:
-        self._writes += ("A", self._key(key), member, 0)
-        self.is_empty = False
-
-    def guarded_key(self, guard_number: int) -> int:
-        """The KEYS index (from 0) of the n-th guard, counted from 1 as the script reports it."""
-        return int(self._guards[(guard_number - 1) * 3 + 1]) - 1
+        self._writes += _operation(b"A", self._key(key), member.encode())
 
     @property
-    def args(self) -> list[Any]:
-        return [self.payload, len(self._guards) // 3, *self._guards, len(self._writes) // 4, *self._writes]
+    def is_empty(self) -> bool:
+        return not self._writes
+
+    @property
+    def args(self) -> list[bytes]:
+        return [self.payload, bytes(self._guards), bytes(self._writes)]
+
+
+_HEADER = struct.Struct(">cII")
+_TTL = struct.Struct(">I")
+
+
+def _operation(kind: bytes, key_index: int, value: bytes, ttl_ms: int = 0) -> bytes:
+    return _HEADER.pack(kind, key_index, len(value)) + value + _TTL.pack(ttl_ms)
 
 
 def _commit_of(state: State, answers: Sequence[IdempotencyRecord], now: datetime, keys: Keys) -> Commit:
@@ -367,8 +408,7 @@ def _commit_of(state: State, answers: Sequence[IdempotencyRecord], now: datetime
 
     reservations = []
     for reservation in book.created_reservations.values():
-        key = keys.reservation(reservation.id)
-        commit.unchanged(key, None)
+        key = keys.reservation(reservation.id)  # a fresh id of this server's: nothing to guard
         created = ReservationRecord.of(reservation)
         reservations.append(created)
         commit.set(key, encode(created), _retention(reservation.status is ReservationStatus.PENDING))
