@@ -84,6 +84,7 @@ class Persister:
         self._on_events = on_events
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._watermark: StreamId = (0, 0)
         self._connection: asyncpg.Connection | None = None
         """The connection holding the leader's lock, while leading."""
@@ -91,22 +92,30 @@ class Persister:
     # -- running ------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="stockd-persister")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stopping = True
+        task = self._task
+        # Cancelled again until it ends: a library that turns the CancelledError into an error of its
+        # own (a Redis or PostgreSQL call cut off mid-way) must not keep the persister running.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("the persister stopped with an error", exc_info=task.exception())
 
     async def run(self) -> None:
         """Lead when no one else does; keep trying through outages of Redis or PostgreSQL."""
-        while True:
+        while not self._stopping:
             try:
                 await self._lead_when_possible()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    return
                 WORKER_FAILURES.labels("persister").inc()
                 log.exception("the persister failed; retrying in %.0f s", RETRY_SECONDS)
             await asyncio.sleep(RETRY_SECONDS)
@@ -130,12 +139,14 @@ class Persister:
             yield
         finally:
             self._connection = None
-            with contextlib.suppress(Exception):
-                await connection.close()  # which also gives up the lock
+            # terminate(), not close(): a close() awaits the server, and a connection cancelled in
+            # the middle of a query may never hear back (a stopped service hung here). Dropping the
+            # socket gives up the lock all the same.
+            connection.terminate()
 
     async def _lead(self) -> None:
         await self.take_over()
-        while True:
+        while not self._stopping:
             if not await self._redis.exists(self._keys.ready):
                 await self.ensure_counters()  # flushed while running: rebuild before anyone commits again
             await self.persist_available(block_milliseconds=BLOCK_MILLISECONDS)
