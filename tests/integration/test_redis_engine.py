@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
 
+from stockd.api.app import create_app
 from stockd.bootstrap import build_service
 from stockd.config import Settings
 from stockd.domain.clock import FakeClock, SystemClock
@@ -249,3 +252,26 @@ async def in_batches(service: StockService, commands: list[Confirm] | list[Expir
         batch = commands[start : start + 50]
         results += await asyncio.gather(*(service.execute(c) for c in batch), return_exceptions=True)
     return results
+
+
+async def test_the_rate_limit_holds_across_processes_sharing_the_redis_engine(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Two services on one Redis: a key's requests count once, whichever process answers them."""
+    admin_key = "an-admin-key-of-the-operator-0123456789"
+    limited = replace(settings, rate_limit=5, admin_key=admin_key)
+    async with (
+        AsyncTestClient(create_app(limited, clock)) as first,
+        AsyncTestClient(create_app(limited, clock)) as second,
+    ):
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        answered = 0
+        for n in range(50):
+            response = await (first, second)[n % 2].get("/v1/products", headers=admin)
+            if response.status_code == 429:
+                break
+            assert response.status_code == 200, response.text
+            answered += 1
+    assert response.json()["code"] == "rate_limited"
+    # Counted per process, each would let five through before refusing: ten at least.
+    assert answered < 10, answered

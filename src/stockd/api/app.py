@@ -48,6 +48,15 @@ async def before_request(request: Request) -> None:  # type: ignore[type-arg]
     await reject_loose_bodies(request)
 
 
+def rate_limiter(settings: Settings) -> RateLimiter | None:
+    """Per key; shared by every process through Redis when the Redis engine runs, else per process."""
+    if settings.rate_limit is None:
+        return None
+    if settings.redis is not None:
+        return RateLimiter.shared_through(settings.rate_limit, settings.redis, settings.redis_prefix)
+    return RateLimiter(settings.rate_limit)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings()
 
@@ -58,7 +67,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         dispatcher = WebhookDispatcher(service.store, service.clock)
         app.state.service = service
         app.state.keyring = KeyRing(service.store, service.clock, settings.admin_key)
-        app.state.rate_limiter = None if settings.rate_limit is None else RateLimiter(settings.rate_limit)
+        app.state.rate_limiter = rate_limiter(settings)
         if service.persister is not None:
             service.persister.start()
             # Not a request before Redis holds complete counters (rebuilt from the ledger if it lost them).
@@ -70,6 +79,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             await dispatcher.stop()
             await sweeper.stop()
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.close()
             await service.close()
 
     def provide_service(request: Request) -> StockService:  # type: ignore[type-arg]
