@@ -81,6 +81,8 @@ FINISHED_RETENTION_MS = 7 * 24 * 3600 * 1000
 ANSWER_RETENTION_MS = 25 * 3600 * 1000
 """Idempotent answers: API.md promises 24 hours (PostgreSQL keeps them as long as on the SQL engine)."""
 
+NOT_READY = "Redis holds no counters yet (new or flushed); they are being rebuilt from the ledger"
+
 REDIS_TIMEOUT_SECONDS = 10.0
 """No Redis command of stockd's takes this long; one that does means Redis is not there (a 503)."""
 
@@ -171,9 +173,7 @@ class RedisEngine:
             return decisions
         result = await self._commit(keys=commit.keys, args=commit.args)
         if result[0] == -1:
-            raise Unavailable(
-                "Redis holds no counters yet (new or flushed); they are being rebuilt from the ledger"
-            )
+            raise Unavailable(NOT_READY)
         if result[0] == 0:
             raise WriteConflict(commit.keys[int(result[1]) - 1])
         return decisions
@@ -198,6 +198,7 @@ class RedisEngine:
         order_reservation_ids = sorted({r for members in order_members.values() for r in members})
 
         pipe = self._redis.pipeline(transaction=True)
+        pipe.exists(keys.ready)
         for reservation_id in reservation_ids:
             pipe.get(keys.reservation(reservation_id))
         for transfer_id in transfer_ids:
@@ -215,6 +216,9 @@ class RedisEngine:
             self._store.warehouses_by_id(warehouse_ids),
         )
         replies = iter(snapshot)
+        if not next(replies):
+            # Refusals too are decided on counters: none may come from a Redis that lost them.
+            raise Unavailable(NOT_READY)
 
         state = State()
         for reservation_id in reservation_ids:
@@ -408,7 +412,10 @@ def _commit_of(state: State, answers: Sequence[IdempotencyRecord], now: datetime
 
     reservations = []
     for reservation in book.created_reservations.values():
-        key = keys.reservation(reservation.id)  # a fresh id of this server's: nothing to guard
+        key = keys.reservation(reservation.id)
+        # A fresh id is never taken, unless this very commit already ran: redis-py retries a call
+        # whose reply was lost, and this guard keeps such a batch from being applied twice.
+        commit.unchanged(key, None)
         created = ReservationRecord.of(reservation)
         reservations.append(created)
         commit.set(key, encode(created), _retention(reservation.status is ReservationStatus.PENDING))
