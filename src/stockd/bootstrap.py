@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stockd.broadcast import Broadcast
 from stockd.config import ConfigurationError, Settings, is_loopback_address
@@ -93,24 +97,38 @@ async def _redis_service(
 ) -> StockService:
     """Redis decides, the persister (started with the service) carries every change to PostgreSQL."""
     assert settings.redis is not None
-    # A blocking pool: a burst of requests queues for a connection instead of failing.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis,
-        max_connections=REDIS_CONNECTIONS,
-        timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
+    # Blocking pools: a burst of requests queues for a connection instead of failing.
+    commits = aioredis.Redis.from_pool(
+        aioredis.BlockingConnectionPool.from_url(
+            settings.redis,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+        )
     )
-    redis = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+    # Reads and the persister's calls may be repeated safely; a connection Redis dropped
+    # (a restart) is retried rather than turned into a 503.
+    reads = aioredis.Redis.from_pool(
+        aioredis.BlockingConnectionPool.from_url(
+            settings.redis,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 5),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+    )
     keys = Keys(settings.redis_prefix)
     store = SqlStore(database)
-    await warn_unless_durable(redis)
+    await warn_unless_durable(reads)
     engine = RedisEngine(
-        redis,
+        commits,
         store,
         clock,
         keys,
         on_batch=BATCH_SIZE.observe,
         max_units_per_order=settings.max_units_per_order,
+        reads=reads,
     )
-    persister = Persister(redis, keys, database, settings.database_url, on_events=broadcast.publish)
+    persister = Persister(reads, keys, database, settings.database_url, on_events=broadcast.publish)
     return StockService(engine, store, clock, broadcast, persister=persister)

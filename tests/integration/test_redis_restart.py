@@ -122,8 +122,8 @@ async def test_redis_killed_and_restarted_loses_nothing_with_aof_and_is_rebuilt_
             got = await http.get(f"/v1/reservations/{response.json()['id']}")
             assert got.status_code in (200, 404)
             survivors += got.status_code == 200
-        if private_redis.append_only:
-            assert survivors == len(late)  # appendfsync always: nothing acknowledged is lost
+        if private_redis.append_only:  # appendfsync always: nothing acknowledged is lost
+            assert survivors == len(late), where_did_they_go(private_redis, late)
         await assert_reconciled(http)  # counters equal the ledger, rebuilt or not
         on_hand, reserved, _ = await level(http, SKU, WAREHOUSE)
         assert (on_hand, reserved) == (10_000, len(persisted) + survivors + 1)
@@ -137,3 +137,12 @@ async def first_success(http: httpx.AsyncClient) -> httpx.Response:
         if response.status_code != 503 or time.monotonic() > deadline:
             return response
         await asyncio.sleep(0.2)
+
+
+def where_did_they_go(private_redis: RedisProcess, acknowledged: list[httpx.Response]) -> str:
+    """Which acknowledged reservations Redis still has, and its ledger stream, for the failure report."""
+    with redis.Redis.from_url(private_redis.url) as client:
+        in_redis = sum(bool(client.exists(f"stockd:reservation:{r.json()['id']}")) for r in acknowledged)
+        stream = client.xinfo_stream("stockd:{ledger}:stream")
+        persisted = client.get("stockd:{ledger}:persisted")
+    return f"{in_redis} of {len(acknowledged)} in Redis; stream {stream}; persisted up to {persisted!r}"

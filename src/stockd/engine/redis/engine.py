@@ -86,6 +86,8 @@ NOT_READY = "Redis holds no counters yet (new or flushed); they are being rebuil
 REDIS_TIMEOUT_SECONDS = 10.0
 """No Redis command of stockd's takes this long; one that does means Redis is not there (a 503)."""
 
+READ_ATTEMPTS = 3
+
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -100,6 +102,7 @@ class RedisEngine:
         max_batch: int = DEFAULT_MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
         max_units_per_order: int | None = None,
+        reads: aioredis.Redis | None = None,
     ) -> None:
         self._redis = redis
         self._store = store
@@ -109,7 +112,9 @@ class RedisEngine:
         self._commit = redis.register_script(COMMIT_SCRIPT)
         # Products are never deleted: once known, a SKU needs no more lookups.
         self._known_skus: set[str] = set()
-        self.barrier = LedgerBarrier(redis, keys)
+        # Reads that may be repeated go through their own client, which retries a dropped connection.
+        self._reads = reads or redis
+        self.barrier = LedgerBarrier(self._reads, keys)
         self._batcher: Batcher[Submission, Outcome | StoredResponse] = Batcher(
             self._decide_batch, max_batch=max_batch, on_batch=on_batch
         )
@@ -126,10 +131,10 @@ class RedisEngine:
 
     async def counters(self) -> dict[LevelKey, tuple[int, int]]:
         with redis_as_unavailable():
-            found = [key async for key in self._redis.scan_iter(match=self._keys.level("*", "*"), count=1000)]
+            found = [key async for key in self._reads.scan_iter(match=self._keys.level("*", "*"), count=1000)]
             counters = {}
             for start in range(0, len(found), 1000):
-                for raw in await self._redis.mget(found[start : start + 1000]):
+                for raw in await self._reads.mget(found[start : start + 1000]):
                     if isinstance(raw, bytes):
                         record = decode_level(raw)
                         counters[(record.sku, record.warehouse_id)] = (
@@ -145,6 +150,8 @@ class RedisEngine:
     async def close(self) -> None:
         await self._batcher.close()
         await self._redis.aclose()
+        if self._reads is not self._redis:
+            await self._reads.aclose()
 
     async def _decide_batch(self, submissions: Sequence[Submission]) -> list[Decision]:
         retrying = AsyncRetrying(
@@ -166,7 +173,7 @@ class RedisEngine:
 
     async def _attempt(self, submissions: Sequence[Submission]) -> list[Decision]:
         now = self._clock.now()
-        state = await self._load(submissions, now)
+        state = await self._load_retrying(submissions, now)
         decisions, answers = decide_batch(state.book, submissions, now, state.answers)
         commit = _commit_of(state, answers, now, self._keys)
         if commit.is_empty:
@@ -177,6 +184,22 @@ class RedisEngine:
         if result[0] == 0:
             raise WriteConflict(commit.keys[int(result[1]) - 1])
         return decisions
+
+    async def _load_retrying(self, submissions: Sequence[Submission], now: datetime) -> State:
+        """Reading is safe to repeat: a pooled connection Redis dropped (it restarted) is retried.
+
+        The commit call itself is never repeated by stockd or redis-py: a call whose reply
+        was lost may have run, and running a receive twice would count the goods twice.
+        Its caller gets a 503 and retries with its Idempotency-Key.
+        """
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return await self._load(submissions, now)
+            except REDIS_UNREACHABLE:
+                if attempt == READ_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _load(self, submissions: Sequence[Submission], now: datetime) -> State:
         """Everything the batch can touch, as one consistent snapshot, plus the catalog from PostgreSQL.
