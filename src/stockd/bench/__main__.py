@@ -135,7 +135,7 @@ def throughput(
     _add_vs_lock(records)
     table = Table(
         "engine", "strategy", "reservations/s", "× lock", "p50 ms", "p99 ms", "mean batch", "max batch",
-        "errors", title=f"throughput: {skus} SKU(s), {concurrency} callers, {seconds:g} s each, {os.cpu_count()} cores",
+        "lag max/end", "errors", title=f"throughput: {skus} SKU(s), {concurrency} callers, {seconds:g} s each, {os.cpu_count()} cores",
     )  # fmt: skip
     for record in records:
         table.add_row(
@@ -147,6 +147,7 @@ def throughput(
             f"{record['p99_ms']:.2f}",
             f"{record['mean_batch']:.1f}",
             str(record["max_batch"]),
+            f"{record['persister_lag_max']}/{record['persister_lag_end']}",
             ", ".join(f"{code}: {n}" for code, n in record["errors"].items()) or "0",
         )
     _finish(records, table, as_json, plot, "throughput", _durability_notes(results))

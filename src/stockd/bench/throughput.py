@@ -22,6 +22,8 @@ from stockd.domain.commands import RequestedLine, Reserve
 from stockd.domain.errors import StockdError
 from stockd.ids import new_id
 
+LAG_SAMPLE_SECONDS = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class ThroughputResult:
@@ -39,6 +41,9 @@ class ThroughputResult:
     durable: bool
     durability: str
     engine_version: str
+    ledger_lag: list[int]
+    """Batches acknowledged but not yet in the ledger store, sampled twice a second (Redis engine;
+    always 0 on the SQL engines): bounded and not growing means the persister keeps up."""
 
     @property
     def reservations_per_second(self) -> float:
@@ -57,6 +62,8 @@ class ThroughputResult:
             "skus": self.skus,
             "concurrency": self.concurrency,
             "batches": self.batches.batches,
+            "persister_lag_max": max(self.ledger_lag, default=0),
+            "persister_lag_end": self.ledger_lag[-1] if self.ledger_lag else 0,
             "mean_batch": round(self.batches.mean_batch, 1),
             "p50_batch": self.batches.p50_batch,
             "max_batch": self.batches.max_batch,
@@ -99,8 +106,17 @@ async def measure(
         rate = len(latencies) / elapsed if elapsed else 0.0
         return min(elapsed, seconds), f"{len(latencies):,} reserved, {rate:,.0f}/s"
 
+    ledger_lag: list[int] = []
+
+    async def sample_lag(deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(LAG_SAMPLE_SECONDS)
+            ledger_lag.append(await engine.lag())
+
     async with ticking(tick, progress):
-        await asyncio.gather(*(caller(began + seconds) for _ in range(concurrency)))
+        await asyncio.gather(
+            sample_lag(began + seconds), *(caller(began + seconds) for _ in range(concurrency))
+        )
     elapsed = time.perf_counter() - began
     return ThroughputResult(
         engine=bench.name.value,
@@ -115,4 +131,5 @@ async def measure(
         durable=bench.durability.durable,
         durability=bench.durability.settings,
         engine_version=bench.durability.version,
+        ledger_lag=ledger_lag,
     )
