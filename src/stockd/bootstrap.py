@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from stockd.broadcast import Broadcast
 from stockd.config import ConfigurationError, Settings, is_loopback_address
 from stockd.domain.clock import Clock, SystemClock
 from stockd.engine.redis.durability import warn_unless_durable
-from stockd.engine.redis.engine import REDIS_TIMEOUT_SECONDS, RedisEngine
 from stockd.engine.redis.keys import Keys
+from stockd.engine.redis.wiring import wire_redis_engine
 from stockd.engine.sql.engine import SqlEngine, Strategy
 from stockd.metrics import BATCH_SIZE
 from stockd.service import StockService
@@ -23,11 +17,8 @@ from stockd.store.postgres import PostgresDatabase
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
 from stockd.store.sqlite import SqliteDatabase
-from stockd.workers.persister import Persister
 
 MIN_ADMIN_KEY_LENGTH = 16
-REDIS_CONNECTIONS = 64
-"""Batches are one call each; reads and the persister need a few more. Beyond this, requests queue."""
 
 
 def check_supported(settings: Settings) -> None:
@@ -97,38 +88,17 @@ async def _redis_service(
 ) -> StockService:
     """Redis decides, the persister (started with the service) carries every change to PostgreSQL."""
     assert settings.redis is not None
-    # Blocking pools: a burst of requests queues for a connection instead of failing.
-    commits = aioredis.Redis.from_pool(
-        aioredis.BlockingConnectionPool.from_url(
-            settings.redis,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-    )
-    # Reads and the persister's calls may be repeated safely; a connection Redis dropped
-    # (a restart) is retried rather than turned into a 503.
-    reads = aioredis.Redis.from_pool(
-        aioredis.BlockingConnectionPool.from_url(
-            settings.redis,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 5),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-    )
-    keys = Keys(settings.redis_prefix)
     store = SqlStore(database)
-    await warn_unless_durable(reads)
-    engine = RedisEngine(
-        commits,
+    wiring = wire_redis_engine(
+        settings.redis,
+        Keys(settings.redis_prefix),
         store,
+        database,
+        settings.database_url,
         clock,
-        keys,
         on_batch=BATCH_SIZE.observe,
+        on_events=broadcast.publish,
         max_units_per_order=settings.max_units_per_order,
-        reads=reads,
     )
-    persister = Persister(reads, keys, database, settings.database_url, on_events=broadcast.publish)
-    return StockService(engine, store, clock, broadcast, persister=persister)
+    await warn_unless_durable(wiring.reads)
+    return StockService(wiring.engine, store, clock, broadcast, persister=wiring.persister)

@@ -31,7 +31,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from stockd.bootstrap import open_database
@@ -41,15 +40,14 @@ from stockd.domain.commands import Receive
 from stockd.domain.model import MAX_QUANTITY, Product, Warehouse
 from stockd.engine.base import Engine
 from stockd.engine.batcher import DEFAULT_MAX_BATCH
-from stockd.engine.redis.durability import durability_of
-from stockd.engine.redis.engine import RedisEngine
+from stockd.engine.redis.durability import persistence_of
 from stockd.engine.redis.keys import Keys
+from stockd.engine.redis.wiring import wire_redis_engine
 from stockd.engine.sql.engine import SqlEngine, Strategy
 from stockd.ids import new_id
 from stockd.store.postgres import PostgresDatabase
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
-from stockd.workers.persister import Persister
 
 WAREHOUSE = "bench"
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -217,52 +215,43 @@ async def _redis_engine(
     database: PostgresDatabase, url: str, strategy: Strategy, redis_url: str
 ) -> AsyncIterator[BenchEngine]:
     """The Redis engine under a fresh key prefix, its persister running; the keys are removed afterwards."""
-    try:
-        redis = aioredis.Redis.from_url(redis_url, max_connections=64)
-        await redis.ping()
-    except RedisError as error:
-        raise BenchUsageError(
-            f"cannot reach Redis at {redis_url} ({error}); start it or pass --redis"
-        ) from error
     keys = Keys(f"stockd-bench-{new_id()[-12:]}")
     store = SqlStore(database)
     batch_sizes: list[int] = []
-    engine = RedisEngine(
-        redis,
-        store,
-        SystemClock(),
+    wiring = wire_redis_engine(
+        redis_url,
         keys,
+        store,
+        database,
+        url,
+        SystemClock(),
         max_batch=DEFAULT_MAX_BATCH if strategy is Strategy.BATCHED else 1,
         on_batch=batch_sizes.append,
     )
-    persister = Persister(redis, keys, database, url)
-    persister.start()
+    redis = wiring.reads
     try:
-        await persister.wait_ready(60)
-        label = strategy.value if strategy is Strategy.BATCHED else UNBATCHED
-        durability = await probe_redis_durability(redis)
-        yield BenchEngine(EngineName.REDIS, strategy, engine, store, database, durability, batch_sizes, label)
+        try:
+            await redis.ping()
+        except RedisError as error:
+            raise BenchUsageError(
+                f"cannot reach Redis at {redis_url} ({error}); start it or pass --redis"
+            ) from error
+        wiring.persister.start()
+        try:
+            await wiring.persister.wait_ready(60)
+            label = strategy.value if strategy is Strategy.BATCHED else UNBATCHED
+            persistence = await persistence_of(redis)
+            version = (await redis.info("server")).get("redis_version")
+            durability = Durability(persistence.risk is None, persistence.settings, f"Redis {version}")
+            yield BenchEngine(
+                EngineName.REDIS, strategy, wiring.engine, store, database, durability, batch_sizes, label
+            )
+        finally:
+            await wiring.persister.stop()
+            async for key in redis.scan_iter(match=keys.pattern, count=1000):
+                await redis.unlink(key)
     finally:
-        await persister.stop()
-        async for key in redis.scan_iter(match=keys.pattern, count=1000):
-            await redis.unlink(key)
-        await engine.close()
-
-
-async def probe_redis_durability(redis: aioredis.Redis) -> Durability:
-    """Does Redis fsync every write before it answers? (appendonly yes + appendfsync always)"""
-    reason = await durability_of(redis)
-    info = await redis.info("server")
-    settings = {**await redis.config_get("appendonly"), **await redis.config_get("appendfsync")}
-    text = {
-        str(k.decode() if isinstance(k, bytes) else k): v.decode() if isinstance(v, bytes) else v
-        for k, v in settings.items()
-    }
-    return Durability(
-        durable=reason is None,
-        settings=f"appendonly={text.get('appendonly')}, appendfsync={text.get('appendfsync')}",
-        version=f"Redis {info.get('redis_version')}",
-    )
+        await wiring.engine.close()
 
 
 async def probe_durability(database: Database) -> Durability:

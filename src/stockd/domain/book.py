@@ -46,6 +46,7 @@ from stockd.domain.model import (
     Movement,
     MovementType,
     Reservation,
+    ReservationLine,
     ReservationStatus,
     StockLevel,
     Transfer,
@@ -84,6 +85,15 @@ class Needs:
         for reservation in reservations:
             for line in reservation.lines:
                 self.level_keys.add((line.sku, line.warehouse_id))
+
+
+def units_held(holds: Iterable[tuple[str, Iterable[ReservationLine]]]) -> dict[tuple[str, str], int]:
+    """Units per (order_id, sku) in the given pending holds: the ``held_by_order`` a per-order cap needs."""
+    held: dict[tuple[str, str], int] = {}
+    for order_id, lines in holds:
+        for line in lines:
+            held[(order_id, line.sku)] = held.get((order_id, line.sku), 0) + line.quantity
+    return held
 
 
 def needs_of(commands: Iterable[Command]) -> Needs:

@@ -10,6 +10,7 @@ snapshot, or everything.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -17,19 +18,36 @@ from redis.exceptions import ResponseError
 log = logging.getLogger("stockd.redis")
 
 
-async def durability_of(redis: aioredis.Redis) -> str | None:
-    """How Redis may lose writes stockd has acknowledged, or None when it is set up not to."""
+@dataclass(frozen=True, slots=True)
+class Persistence:
+    settings: str
+    """``appendonly=…, appendfsync=…`` as Redis reports them."""
+    risk: str | None
+    """How Redis may lose writes stockd has acknowledged; None when it is set up not to."""
+
+
+async def persistence_of(redis: aioredis.Redis) -> Persistence:
     try:
-        settings = {**await redis.config_get("appendonly"), **await redis.config_get("appendfsync")}
+        found = {**await redis.config_get("appendonly"), **await redis.config_get("appendfsync")}
     except ResponseError:
-        return "stockd cannot read Redis' persistence settings (CONFIG is disabled), so it cannot tell"
-    appendonly = _text(settings.get("appendonly"))
-    fsync = _text(settings.get("appendfsync"))
+        return Persistence(
+            "unknown (CONFIG is disabled)",
+            "stockd cannot read Redis' persistence settings (CONFIG is disabled), so it cannot tell",
+        )
+    appendonly = _text(found.get("appendonly"))
+    fsync = _text(found.get("appendfsync"))
+    settings = f"appendonly={appendonly}, appendfsync={fsync}"
     if appendonly != "yes":
-        return "Redis runs without an append-only file: a restart of Redis loses acknowledged reservations"
+        return Persistence(
+            settings,
+            "Redis runs without an append-only file: a restart of Redis loses acknowledged reservations",
+        )
     if fsync != "always":
-        return f"Redis syncs its append-only file {fsync!r}, not 'always': a crash can lose the last second"
-    return None
+        return Persistence(
+            settings,
+            f"Redis syncs its append-only file {fsync!r}, not 'always': a crash can lose the last second",
+        )
+    return Persistence(settings, None)
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -37,9 +55,9 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 async def warn_unless_durable(redis: aioredis.Redis) -> None:
-    reason = await durability_of(redis)
-    if reason is not None:
+    risk = (await persistence_of(redis)).risk
+    if risk is not None:
         log.warning(
             "%s. For a complete ledger run Redis with appendonly yes and appendfsync always (docs/redis.md).",
-            reason,
+            risk,
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from stockd.domain.book import Needs, Outcome, StockBook, needs_of
+from stockd.domain.book import Needs, Outcome, StockBook, needs_of, units_held
 from stockd.domain.chain import chain
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Command
@@ -274,8 +274,11 @@ class RedisEngine:
         held_by_order = None
         if self._max_units_per_order is not None:
             order_reservations = next(replies) if order_reservation_ids else []
-            held_by_order = _held_by_order(
-                (decode_reservation(raw).reservation() for raw in order_reservations if raw is not None), now
+            holds = (decode_reservation(raw).reservation() for raw in order_reservations if raw is not None)
+            held_by_order = units_held(
+                (r.order_id, r.lines)
+                for r in holds
+                if r.status is ReservationStatus.PENDING and not r.has_lapsed(now)
             )
             state.order_sizes = {order_id: len(members) for order_id, members in order_members.items()}
         state.book = StockBook(
@@ -343,16 +346,6 @@ class RedisEngine:
 
 def _or_none(decode: Callable[[bytes], T], raw: bytes | None) -> T | None:
     return None if raw is None else decode(raw)
-
-
-def _held_by_order(reservations: Iterable[Reservation], now: datetime) -> dict[tuple[str, str], int]:
-    held: dict[tuple[str, str], int] = {}
-    for reservation in reservations:
-        if reservation.status is ReservationStatus.PENDING and not reservation.has_lapsed(now):
-            for line in reservation.lines:
-                key = (reservation.order_id, line.sku)
-                held[key] = held.get(key, 0) + line.quantity
-    return held
 
 
 @dataclass(slots=True)

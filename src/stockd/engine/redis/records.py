@@ -16,10 +16,10 @@ from stockd.domain.model import (
     ReservationStatus,
     StockLevel,
     Transfer,
-    TransferStatus,
 )
 from stockd.engine.base import IdempotencyRecord, StoredResponse
 from stockd.store.codec import from_millis, to_millis
+from stockd.store.rows import transfer_from_row, transfer_to_row
 
 
 class LevelRecord(msgspec.Struct, array_like=True):
@@ -112,32 +112,13 @@ class TransferRecord(msgspec.Struct, array_like=True):
     created_at: int
     received_at: int | None
 
+    # Same fields, same order as the transfers table: the row helpers convert both.
     def transfer(self) -> Transfer:
-        return Transfer(
-            id=self.id,
-            sku=self.sku,
-            from_warehouse_id=self.from_warehouse_id,
-            to_warehouse_id=self.to_warehouse_id,
-            quantity=self.quantity,
-            status=TransferStatus(self.status),
-            created_at=from_millis(self.created_at),
-            received_at=None if self.received_at is None else from_millis(self.received_at),
-            reference_id=self.reference_id,
-        )
+        return transfer_from_row(msgspec.structs.astuple(self))
 
     @classmethod
     def of(cls, transfer: Transfer) -> TransferRecord:
-        return cls(
-            transfer.id,
-            transfer.sku,
-            transfer.from_warehouse_id,
-            transfer.to_warehouse_id,
-            transfer.quantity,
-            transfer.status.value,
-            transfer.reference_id,
-            to_millis(transfer.created_at),
-            None if transfer.received_at is None else to_millis(transfer.received_at),
-        )
+        return cls(*transfer_to_row(transfer))  # type: ignore[arg-type]
 
 
 class AnswerRecord(msgspec.Struct, array_like=True):

@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from stockd.domain.book import Outcome, StockBook, needs_of
+from stockd.domain.book import Outcome, StockBook, needs_of, units_held
 from stockd.domain.chain import chain
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Adjust, Command, Receive, SetReorderPolicy
@@ -332,17 +332,14 @@ async def held_by_orders(
     Read in the batch's transaction; with row locks on the levels those units sit
     in, no concurrent reservation of the same SKU can slip past the cap.
     """
-    held: dict[tuple[str, str], int] = {}
+    rows = []
     for ids in chunks(order_ids, SQLITE_MAX_PARAMETERS):
         condition, params = member_of(dialect, "order_id", ids)
-        rows = await session.fetch(
+        rows += await session.fetch(
             f"SELECT order_id, lines FROM reservations WHERE status = 'pending' AND expires_at > ? AND {condition}",
             [to_millis(now), *params],
         )
-        for order_id, lines in rows:
-            for line in decode_lines(lines):
-                held[(order_id, line.sku)] = held.get((order_id, line.sku), 0) + line.quantity
-    return held
+    return units_held((order_id, decode_lines(lines)) for order_id, lines in rows)
 
 
 async def load_idempotency_records(
