@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 
 from stockd.domain.events import Event, events_of
 from stockd.domain.model import LevelKey
-from stockd.engine.redis.barrier import StreamId, format_id, parse_id
+from stockd.engine.redis.barrier import StreamId, entries_after, format_id, parse_id
 from stockd.engine.redis.engine import ANSWER_RETENTION_MS
 from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
 from stockd.engine.redis.records import (
@@ -229,7 +229,7 @@ class Persister:
         # Everything below the newest committed entry is in PostgreSQL now.
         await self._redis.xtrim(self._keys.stream, minid=format_id(newest))
         PERSISTED_ENTRIES.inc(len(fresh))
-        PERSISTER_LAG.set(await self._redis.xlen(self._keys.stream) - 1)
+        PERSISTER_LAG.set(await entries_after(self._redis, self._keys, self._watermark))
         if self._on_events is not None and events:
             self._on_events(events)
 

@@ -65,9 +65,7 @@ class LedgerBarrier:
 
     async def lag(self) -> int:
         """Entries acknowledged but not yet in PostgreSQL."""
-        persisted = await self.persisted()
-        entries = await self._redis.xrange(self._keys.stream, min=f"({format_id(persisted)}", count=100_000)
-        return len(entries or [])
+        return await entries_after(self._redis, self._keys, await self.persisted())
 
     async def wait(self, seconds: float = WAIT_SECONDS) -> None:
         target = await self.newest()
@@ -81,3 +79,10 @@ class LedgerBarrier:
                     f"({await self.lag()} batches not yet written); retry shortly"
                 )
             await asyncio.sleep(POLL_SECONDS)
+
+
+async def entries_after(redis: aioredis.Redis, keys: Keys, persisted: StreamId) -> int:
+    """How many stream entries are newer than ``persisted`` (the stream is trimmed only approximately,
+    so its length says little)."""
+    entries = await redis.xrange(keys.stream, min=f"({format_id(persisted)}", count=100_000)
+    return len(entries or [])
