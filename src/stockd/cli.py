@@ -96,7 +96,9 @@ def serve(
         max_units_per_order=max_units_per_order,
         listening=True,
     )
-    console.print(f"stockd listening on http://{host}:{port} (docs: /docs, data: {settings.database_url})")
+    console.print(
+        f"stockd listening on http://{host}:{port} (docs: /docs, data: {settings.shown_database_url})"
+    )
     asyncio.run(_serve(settings))
 
 
@@ -228,6 +230,30 @@ def reconcile(
     if result.mismatches or result.broken_links:
         raise typer.Exit(1)
     console.print(f"[green]ok[/green]: {result.levels_checked} levels match their ledger and its hash chains")
+
+
+@app.command()
+def migrate(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> None:
+    """Bring the database's schema to this version of stockd (the service also does it at start-up).
+
+    Run it as the database's owner when the service connects as a role that may
+    not change the schema (see docs/security.md, "The service's database role").
+    """
+    from stockd.bootstrap import open_database
+    from stockd.store.migrate import head_revision
+
+    settings = _settings(data_dir, database)
+
+    async def run() -> None:
+        database = await open_database(settings)
+        await database.close()
+
+    try:
+        asyncio.run(run())
+    except ConfigurationError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    console.print(f"[green]ok[/green]: {settings.shown_database_url} is at schema revision {head_revision()}")
 
 
 @app.command()

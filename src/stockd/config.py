@@ -48,6 +48,13 @@ class Settings:
         return self.database or f"sqlite:///{self.data_dir / SQLITE_FILE}"
 
     @property
+    def shown_database_url(self) -> str:
+        """The database URL with any password masked, for logs and terminals."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
     def is_postgresql(self) -> bool:
         return self.database_url.startswith(("postgresql:", "postgres:", "postgresql+asyncpg:"))
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from stockd.config import ConfigurationError
 from stockd.domain.errors import Unavailable
 from stockd.store.migrate import head_revision, upgrade_to_head
 from stockd.store.sql import Row
@@ -111,9 +112,23 @@ class PostgresDatabase:
                 command_timeout=STATEMENT_TIMEOUT_SECONDS,
             )
         database = cls(pool)
-        if await database._revision() != head_revision():
+        revision = await database._revision()
+        if revision != head_revision():
+            await database._refuse_unless_may_migrate(revision)
             await asyncio.to_thread(upgrade_to_head, dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
         return database
+
+    async def _refuse_unless_may_migrate(self, revision: str | None) -> None:
+        """Say what to do when a service role (migration 0007), which may not change the schema, meets an old one."""
+        rows = await self.fetch("SELECT current_user, has_schema_privilege(current_schema(), 'CREATE')")
+        user, may_change_schema = rows[0]
+        if not may_change_schema:
+            await self.close()
+            raise ConfigurationError(
+                f"the database schema is at revision {revision or '(none)'} and this stockd needs "
+                f"{head_revision()}, but role {user} may not change the schema: run "
+                "`stockd migrate --database postgresql://…` as the database's owner first"
+            )
 
     async def _revision(self) -> str | None:
         """The schema's revision, without starting Alembic (it takes ~100 ms)."""
