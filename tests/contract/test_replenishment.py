@@ -194,14 +194,46 @@ async def test_a_failed_delivery_is_retried_and_logged(
     assert len(flaky_receiver.received) == 2
 
 
+async def test_a_url_the_client_cannot_send_to_fails_its_delivery_and_holds_back_no_other(
+    client: Client, receiver: Receiver
+) -> None:
+    # Well formed by the pattern, but the host is no valid internationalized domain name.
+    unusable = assert_json(
+        await client.post("/v1/webhooks", json={"url": "https://xn--/hook", "events": ["alert.opened"]}), 201
+    )
+    usable = assert_json(
+        await client.post("/v1/webhooks", json={"url": receiver.url, "events": ["alert.opened"]}), 201
+    )
+    await with_policy(client, point=5, on_hand=10)
+    await reserve(client, 7)
+
+    async def log_of(webhook: dict) -> list[dict]:  # type: ignore[type-arg]
+        return list(assert_json(await client.get(f"/v1/webhooks/{webhook['id']}/deliveries"), 200)["items"])
+
+    async def both_attempted() -> bool:
+        failed, delivered = await log_of(unusable), await log_of(usable)
+        return (
+            bool(failed)
+            and failed[0]["attempts"] == 1
+            and bool(delivered)
+            and delivered[0]["status"] == "delivered"
+        )
+
+    await wait_for(both_attempted)
+    [entry] = await log_of(unusable)
+    assert entry["status"] == "pending" and entry["last_status_code"] is None, entry
+    assert entry["last_error"], entry
+
+
 @pytest.mark.parametrize(
     "body",
     [
         {"url": "ftp://example.test/x", "events": ["alert.opened"]},
         {"url": "http://127.0.0.1/x", "events": []},
         {"url": "http://127.0.0.1/x", "events": ["alert.exploded"]},
+        {"url": "http://127.0.0.1/a\x01b", "events": ["alert.opened"]},
     ],
-    ids=["not http", "no events", "unknown event"],
+    ids=["not http", "no events", "unknown event", "control character in url"],
 )
 async def test_a_bad_webhook_is_422(client: Client, body: dict) -> None:  # type: ignore[type-arg]
     assert_problem(await client.post("/v1/webhooks", json=body), 422, "validation_error")

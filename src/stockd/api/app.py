@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Response, route
 from litestar.di import Provide
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd import __version__
 from stockd.api.access import authorize, provide_principal
+from stockd.api.openapi import StockdJsonRenderPlugin
 from stockd.api.problems import EXCEPTION_HANDLERS, problem_responses
 from stockd.api.ratelimit import RateLimiter
 from stockd.api.routes import (
@@ -55,6 +58,28 @@ def rate_limiter(settings: Settings) -> RateLimiter | None:
     if settings.redis is not None:
         return RateLimiter.shared_through(settings.rate_limit, settings.redis, settings.redis_prefix)
     return RateLimiter(settings.rate_limit)
+
+
+def options_handlers(handlers: Sequence[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """An OPTIONS answer for every path, naming all the methods the path is served with.
+
+    Litestar makes one by itself, but freezes it with the methods of the handlers
+    registered before it: a path served by two functions (GET and PUT of a product)
+    answered ``Allow: OPTIONS, PUT``. Registered ahead of the others, these take its place.
+    """
+    methods: defaultdict[str, set[str]] = defaultdict(lambda: {HttpMethod.OPTIONS.value})
+    for handler in handlers:
+        for path in handler.paths:
+            methods[path].update(handler.http_methods)
+    return [allow_answer(path, sorted(allowed)) for path, allowed in methods.items()]
+
+
+def allow_answer(path: str, allowed: list[str]) -> HTTPRouteHandler:
+    @route(path, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)
+    def options() -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": ", ".join(allowed)})
+
+    return options
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
@@ -103,12 +128,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *operations.HANDLERS,
     ]
     for handler in handlers:
-        if handler.responses is None and any(path.startswith("/v1/") for path in handler.paths):
+        if any(path.startswith("/v1/") for path in handler.paths):
             # Every /v1 operation can answer problem documents; say which in the OpenAPI document.
-            handler.responses = problem_responses(next(iter(handler.http_methods)))
+            # A handler's own extra answers (a PUT's 201 Created) come on top.
+            method = next(iter(handler.http_methods))
+            handler.responses = {**problem_responses(method), **(handler.responses or {})}
     prometheus = PrometheusConfig(app_name="stockd", prefix="stockd", group_path=True, exclude=["/metrics"])
     return Litestar(
-        route_handlers=handlers,
+        route_handlers=[*options_handlers(handlers), *handlers],
         dependencies={
             "service": Provide(provide_service, sync_to_thread=False),
             "keyring": Provide(provide_keyring, sync_to_thread=False),
@@ -124,6 +151,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             version=__version__,
             description="Inventory that never oversells: stock levels, reservations with a TTL, "
             "an append-only ledger. See API.md for the contract.",
-            render_plugins=[JsonRenderPlugin()],
+            render_plugins=[StockdJsonRenderPlugin()],
         ),
     )

@@ -31,7 +31,16 @@ Reference = Annotated[
     ),
 ]
 Quantity = Annotated[int, Meta(ge=1, le=1_000_000_000, description="units moved, 1 to 1,000,000,000")]
-Delta = Annotated[int, Meta(ge=-1_000_000_000, le=1_000_000_000, description="signed, non-zero")]
+Delta = Annotated[
+    int,
+    Meta(
+        ge=-1_000_000_000,
+        le=1_000_000_000,
+        description="signed, non-zero",
+        # Zero is refused by the domain (422); saying so lets clients and fuzzers know it.
+        extra_json_schema={"not": {"const": 0}},
+    ),
+]
 Balance = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 Timestamp = Annotated[str, Meta(description="RFC 3339 UTC time with a Z suffix")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -161,6 +170,8 @@ class ReorderPolicyIn(Struct):
 
 
 class TransferIn(Struct):
+    """from_warehouse_id and to_warehouse_id must differ (422 otherwise)."""
+
     sku: Identifier
     from_warehouse_id: Identifier
     to_warehouse_id: Identifier
@@ -245,8 +256,17 @@ class AlertOut(Struct):
 
 
 EventType = Literal["alert.opened", "alert.resolved", "stock.changed"]
+# ``\s`` means different characters to Python (which enforces the pattern) and to
+# ECMA-262 (which the OpenAPI document speaks), so the excluded characters are
+# spelled out: control characters and Unicode spaces, none of which a URL can carry.
+URL_CHARACTER = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 WebhookUrl = Annotated[
-    str, Meta(pattern=r"^https?://[^\s]+$(?!\n)", max_length=2000, description="http(s) URL")
+    str,
+    Meta(
+        pattern=rf"^https?://{URL_CHARACTER}+$(?!\n)",
+        max_length=2000,
+        description="http(s) URL without spaces or control characters",
+    ),
 ]
 
 

@@ -69,7 +69,10 @@ class WebhookDispatcher:
         }
         try:
             response = await self._client.post(webhook.url, content=body, headers=headers)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as error:
+            # A URL the client cannot send to (an invalid IDNA host raises a UnicodeError) fails
+            # its attempt like a refused connection; left uncaught it would fail the whole batch
+            # on every poll and never be recorded.
             outcome = delivery.failed(self._clock.now(), None, f"{type(error).__name__}: {error}")
         else:
             if response.is_success:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from stockd.api import render
@@ -11,7 +12,12 @@ from stockd.api.schemas import Page, ProductIn, ProductOut, WarehouseIn, Warehou
 from stockd.domain.model import Dimensions, Product, Warehouse
 
 
-@put("/v1/products/{sku:str}", tags=["catalog"], summary="Create or replace a product")
+@put(
+    "/v1/products/{sku:str}",
+    tags=["catalog"],
+    summary="Create (201) or replace (200) a product",
+    responses={201: ResponseSpec(ProductOut, description="Created: the product is new")},
+)
 async def put_product(sku: SkuPath, data: JSONBody[ProductIn], service: Service) -> Response[ProductOut]:
     now = service.clock.now()
     dimensions = data.dimensions_mm
@@ -42,7 +48,12 @@ async def list_products(service: Service, limit: Limit = 100, cursor: Cursor = N
     return Page([render.product(p) for p in page.items], page.next_cursor)
 
 
-@put("/v1/warehouses/{warehouse_id:str}", tags=["catalog"], summary="Create or replace a warehouse")
+@put(
+    "/v1/warehouses/{warehouse_id:str}",
+    tags=["catalog"],
+    summary="Create (201) or replace (200) a warehouse",
+    responses={201: ResponseSpec(WarehouseOut, description="Created: the warehouse is new")},
+)
 async def put_warehouse(
     warehouse_id: WarehousePath, data: JSONBody[WarehouseIn], service: Service
 ) -> Response[WarehouseOut]:

@@ -9,6 +9,7 @@ from litestar.enums import OpenAPIMediaType
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from stockd.api.openapi import openapi_document
 from stockd.api.schemas import Health
 
 
@@ -41,12 +42,12 @@ _SWAGGER = _SwaggerAtRoot()
 
 @get("/openapi.json", include_in_schema=False, media_type=OpenAPIMediaType.OPENAPI_JSON)
 async def openapi_json(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
-    return request.app.openapi_schema.to_schema()
+    return openapi_document(request.app)
 
 
 @get("/docs", include_in_schema=False, media_type=MediaType.HTML)
 async def docs(request: Request) -> bytes:  # type: ignore[type-arg]
-    return _SWAGGER.render(request, request.app.openapi_schema.to_schema())
+    return _SWAGGER.render(request, openapi_document(request.app))
 
 
 HANDLERS = [healthz, metrics, openapi_json, docs]

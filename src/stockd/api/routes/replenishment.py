@@ -74,7 +74,12 @@ async def list_deliveries(
     return Page([render.delivery(d) for d in page.items], page.next_cursor)
 
 
-@get("/v1/events", tags=["replenishment"], summary="Server-Sent Events: stock changes and alerts, live")
+@get(
+    "/v1/events",
+    tags=["replenishment"],
+    summary="Server-Sent Events: stock changes and alerts, live",
+    media_type="text/event-stream",
+)
 async def stream_events(service: Service, principal: Caller, types: EventsQuery = None) -> ServerSentEvent:
     principal.require_unlimited("follow every warehouse's events")
     wanted = set(types or ())

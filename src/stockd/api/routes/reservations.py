@@ -69,6 +69,7 @@ async def list_reservations(
     "/v1/reservations/{reservation_id:str}/confirm",
     tags=["reservations"],
     summary="Payment succeeded: ship",
+    status_code=200,
     scope="write",
 )
 async def confirm(
@@ -85,6 +86,7 @@ async def confirm(
     "/v1/reservations/{reservation_id:str}/release",
     tags=["reservations"],
     summary="The order was cancelled",
+    status_code=200,
     scope="write",
 )
 async def release(

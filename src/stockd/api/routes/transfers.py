@@ -43,6 +43,7 @@ async def create_transfer(
     "/v1/transfers/{transfer_id:str}/receive",
     tags=["transfers"],
     summary="The transfer arrived",
+    status_code=200,
     scope="write",
 )
 async def receive_transfer(

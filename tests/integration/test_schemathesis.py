@@ -1,0 +1,157 @@
+"""Schemathesis against the service's own /openapi.json: every operation the document describes, fuzzed.
+
+Each operation is called in-process (ASGI) on the real app over the embedded
+SQLite engine, every request with the start-up admin key, with requests that
+follow the document (positive) and requests that break it (negative), the
+document's examples and its boundary values. Every answer must be:
+
+- never a 5xx (``not_a_server_error``);
+- a status, a content type, headers and a body the document declares for that
+  operation (``status_code_conformance``, ``content_type_conformance``,
+  ``response_headers_conformance``, ``response_schema_conformance``);
+- for a request that breaks the document, a refusal (``negative_data_rejection``):
+  422, or 404/405 when a broken path names no route, or 413 for a body too large;
+- for a request that follows it, an acceptance (``positive_data_acceptance``):
+  2xx, or the domain's own answers to a well-formed request — 404 for an id that
+  names nothing, 409 for a conflict with the stock (out_of_stock, invalid_state, ...).
+  With an admin key, 401/403/429 are never acceptable.
+
+A few rules of API.md cannot be written in JSON Schema; ``within_the_contract``
+keeps positive cases inside them rather than counting their refusal as a defect.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from litestar import Litestar
+from litestar.testing import TestClient
+
+import stockd.api.app
+from stockd.api.app import create_app
+from stockd.config import SQLITE_FILE, Settings
+
+ADMIN_KEY = "schemathesis-admin-key-0123456789"
+AUTHORIZATION = {"Authorization": f"Bearer {ADMIN_KEY}"}
+SEEDED_SKU = "A-1"
+"""The example the document gives for a sku, so examples and positive cases reach a real product."""
+SEEDED_WAREHOUSES = {"ber": (52.52, 13.40), "muc": (48.14, 11.58)}
+REQUEST_TIMEOUT_SECONDS = 10.0
+"""Only a hang guard: an answer takes milliseconds."""
+EVENT_STREAM_SECONDS = 0.2
+"""The event stream never ends by itself; this much of it is read and checked."""
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "checks": {
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "409"]},
+            "negative_data_rejection": {"expected-statuses": ["404", "405", "413", "422"]},
+        },
+    }
+)
+
+
+class SilentWebhookDispatcher:
+    """Generated webhook URLs name arbitrary hosts: nothing may be sent to them from a test."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def served_document() -> dict[str, Any]:
+    """The document the service serves at /openapi.json. Serving it needs no database, so the
+    app answers it without starting up (no lifespan runs, nothing is written)."""
+    response = TestClient(create_app()).get("/openapi.json")
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def seed_stock(service_settings: Settings) -> None:
+    """A product and two warehouses with stock, so positive cases also reach existing rows."""
+    with TestClient(create_app(service_settings)) as client:
+        client.headers.update(AUTHORIZATION)
+        response = client.put(f"/v1/products/{SEEDED_SKU}", json={"name": "seeded product"})
+        assert response.status_code == 201, response.text
+        for warehouse_id, (latitude, longitude) in SEEDED_WAREHOUSES.items():
+            body = {
+                "name": warehouse_id,
+                "latitude": latitude,
+                "longitude": longitude,
+                "timezone": "Europe/Berlin",
+            }
+            response = client.put(f"/v1/warehouses/{warehouse_id}", json=body)
+            assert response.status_code == 201, response.text
+            body = {"sku": SEEDED_SKU, "warehouse_id": warehouse_id, "quantity": 1000}
+            response = client.post("/v1/stock/receive", json=body)
+            assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def app(tmp_path: Path, migrated_sqlite: Path, monkeypatch: pytest.MonkeyPatch) -> Litestar:
+    """The service on a fresh embedded SQLite database with seeded stock, started by its first request."""
+    monkeypatch.setattr(stockd.api.app, "WebhookDispatcher", SilentWebhookDispatcher)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(migrated_sqlite, data_dir / SQLITE_FILE)
+    service_settings = Settings(data_dir=data_dir, admin_key=ADMIN_KEY)
+    seed_stock(service_settings)
+    return create_app(service_settings)
+
+
+def as_json_integers(value: Any) -> Any:
+    """``2.0`` spelled ``2``: JSON Schema's ``integer`` admits both, API.md only the second."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [as_json_integers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: as_json_integers(item) for key, item in value.items()}
+    return value
+
+
+def within_the_contract(case: schemathesis.Case) -> None:
+    """Keep a positive case inside the rules of API.md that JSON Schema cannot state.
+
+    - An integer is written as a JSON integer: ``2.0`` is refused (422), though the
+      document's ``"type": "integer"`` admits it.
+    - A ``cursor`` is opaque: only a ``next_cursor`` the service issued is one, and a
+      generator cannot invent it (an invented one is refused with 422).
+    - A transfer moves stock between two different warehouses (the same one on both
+      ends is 422).
+
+    Negative cases are left alone: each must still be refused.
+    """
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    if isinstance(case.body, (dict, list)):
+        case.body = as_json_integers(case.body)
+    if case.query:
+        case.query.pop("cursor", None)
+    body = case.body
+    if case.path == "/v1/transfers" and isinstance(body, dict):
+        source = body.get("from_warehouse_id")
+        if body.get("to_warehouse_id") == source:
+            body["to_warehouse_id"] = "muc" if source == "ber" else "ber"
+
+
+schema = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_every_operation_honours_the_openapi_document(case: schemathesis.Case, app: Litestar) -> None:
+    within_the_contract(case)
+    timeout = EVENT_STREAM_SECONDS if case.path == "/v1/events" else REQUEST_TIMEOUT_SECONDS
+    case.call_and_validate(app=app, headers=AUTHORIZATION, timeout=timeout)
