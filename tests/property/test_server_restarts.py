@@ -1,7 +1,7 @@
 """Nothing acknowledged is lost, and nothing is applied twice, when the server stops or dies at random.
 
 A Hypothesis state machine drives a real ``stockd serve`` process on the
-embedded engine over HTTP: receives, reservations, confirmations and releases,
+embedded engine, then on the Redis engine, over HTTP: receives, reservations, confirmations and releases,
 and between any two of them it stops the server gracefully, kills it with
 SIGKILL while idle, or kills it while a reservation is in flight and then
 retries that reservation with the same Idempotency-Key. A model in plain dicts
@@ -17,30 +17,42 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from stockd.ids import new_id
-from tests.integration.conftest import StockdServer, free_port
+from tests.conftest import empty_tables, forget_redis_keys
+from tests.integration.conftest import StockdServer, free_port, redis_engine_arguments, run_coroutine
 
 SKUS = ("A", "B")
 WAREHOUSE = "ber"
 MAX_RESTARTS = 3
 """Per example: each start of the server costs about a second, the suite's budget is minutes."""
+REQUEST_TIMEOUT_SECONDS = 60.0  # generous: a loaded CI machine must not pass for a lost answer
 
 
 class CrashingServer(RuleBasedStateMachine):
-    def __init__(self) -> None:
+    def __init__(self, engine_arguments: Sequence[str] = ()) -> None:
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="stockd-crashes-"))
-        self.server = StockdServer(self.directory / "data", self.directory / "server.log", free_port())
+        self.server = StockdServer(
+            self.directory / "data", self.directory / "server.log", free_port(), args=engine_arguments
+        )
         self.server.start()
-        self.http = httpx.Client(base_url=self.server.base_url, timeout=10.0)
+        self.http = httpx.Client(base_url=self.server.base_url, timeout=REQUEST_TIMEOUT_SECONDS)
         self.call(
             "PUT",
             f"/v1/warehouses/{WAREHOUSE}",
@@ -56,7 +68,9 @@ class CrashingServer(RuleBasedStateMachine):
 
     def call(self, method: str, path: str, expected: int, **kwargs: Any) -> dict[str, Any]:
         response = self.http.request(method, path, **kwargs)
-        assert response.status_code == expected, f"{method} {path}: {response.status_code} {response.text}"
+        assert response.status_code == expected, (
+            f"{method} {path}: {response.status_code} {response.text}\n{self.server.log_tail()}"
+        )
         body: dict[str, Any] = response.json()
         return body
 
@@ -142,7 +156,7 @@ class CrashingServer(RuleBasedStateMachine):
 
         def send() -> None:
             try:
-                with httpx.Client(base_url=self.server.base_url, timeout=10.0) as client:
+                with httpx.Client(base_url=self.server.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
                     first.append(client.post("/v1/reservations", json=body, headers=headers))
             except httpx.TransportError:
                 pass  # cut off by the kill: the client cannot know whether it was held
@@ -183,5 +197,28 @@ class CrashingServer(RuleBasedStateMachine):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-CrashingServer.TestCase.settings = settings(max_examples=5, stateful_step_count=20, deadline=None)
-TestNothingAcknowledgedIsLostWhenTheServerStopsOrDies = CrashingServer.TestCase
+def test_nothing_acknowledged_is_lost_when_the_embedded_server_stops_or_dies() -> None:
+    run_state_machine_as_test(
+        CrashingServer, settings=settings(max_examples=5, stateful_step_count=20, deadline=None)
+    )
+
+
+def test_nothing_acknowledged_is_lost_when_the_redis_engine_server_stops_or_dies(
+    postgres_database: str,
+) -> None:
+    """The same on the Redis engine: a kill -9 takes the service and its persister down together."""
+
+    def fresh_machine() -> CrashingServer:
+        run_coroutine(empty_tables(postgres_database))
+        prefix = f"stockd-test-crashes-{uuid.uuid4().hex[:8]}"
+        prefixes.append(prefix)
+        return CrashingServer(["--database", postgres_database, *redis_engine_arguments(prefix)])
+
+    prefixes: list[str] = []
+    try:
+        run_state_machine_as_test(
+            fresh_machine, settings=settings(max_examples=3, stateful_step_count=20, deadline=None)
+        )
+    finally:
+        for prefix in prefixes:
+            forget_redis_keys(prefix)
