@@ -168,3 +168,12 @@ async def test_a_cursor_the_service_did_not_issue_is_a_422(client: Client, curso
     assert_problem(
         await client.get("/v1/products", params={"limit": 1, "cursor": cursor}), 422, "validation_error"
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/products/A-1", "/v1/warehouses/ber"])
+async def test_options_names_every_method_of_a_path_served_by_several_handlers(
+    client: Client, path: str
+) -> None:
+    response = await client.options(path)
+    assert response.status_code == 204, response.text
+    assert response.headers["allow"] == "GET, OPTIONS, PUT"

@@ -40,7 +40,8 @@ ADMIN_KEY = "schemathesis-admin-key-0123456789"
 AUTHORIZATION = {"Authorization": f"Bearer {ADMIN_KEY}"}
 SEEDED_SKU = "A-1"
 """The example the document gives for a sku, so examples and positive cases reach a real product."""
-SEEDED_WAREHOUSES = {"ber": (52.52, 13.40), "muc": (48.14, 11.58)}
+SEEDED_WAREHOUSES = {SEEDED_SKU: (52.52, 13.40), "ber": (52.52, 13.40)}
+"""One named like the document's example identifier, so its examples reach a real stock level."""
 REQUEST_TIMEOUT_SECONDS = 10.0
 """Only a hang guard: an answer takes milliseconds."""
 EVENT_STREAM_SECONDS = 0.2
@@ -48,12 +49,33 @@ EVENT_STREAM_SECONDS = 0.2
 
 CONFIG = schemathesis.Config.from_dict(
     {
+        # The document's bearer scheme, with the start-up admin key: every scope, every warehouse.
+        "auth": {"openapi": {"bearer": {"bearer": ADMIN_KEY}}},
         "checks": {
             "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "409"]},
-            "negative_data_rejection": {"expected-statuses": ["404", "405", "413", "422"]},
+            "negative_data_rejection": {"expected-statuses": ["401", "404", "405", "413", "422"]},
         },
     }
 )
+
+
+class AppOfTheRunningTest:
+    """The ASGI app Schemathesis calls: it forwards to the app the running test's fixture built.
+
+    The schema must exist when the module is collected, but each test gets a service of
+    its own on a fresh database; Schemathesis' own probes (such as retrying a request
+    without credentials) go to the schema's app, so that app stands in for the current one.
+    """
+
+    def __init__(self) -> None:
+        self.current: Litestar | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.current is not None, "no test has built the service yet"
+        await self.current(scope, receive, send)
+
+
+APP_OF_THE_RUNNING_TEST = AppOfTheRunningTest()
 
 
 class SilentWebhookDispatcher:
@@ -78,12 +100,20 @@ def served_document() -> dict[str, Any]:
     return document
 
 
-def seed_stock(service_settings: Settings) -> None:
-    """A product and two warehouses with stock, so positive cases also reach existing rows."""
+def seed(service_settings: Settings) -> dict[str, str]:
+    """A product and two warehouses with stock, a pending reservation, a transfer in transit,
+    a webhook and a key, so positive cases also reach existing rows. Returns the ids the
+    server made, by the name of the path parameter that takes them."""
     with TestClient(create_app(service_settings)) as client:
         client.headers.update(AUTHORIZATION)
-        response = client.put(f"/v1/products/{SEEDED_SKU}", json={"name": "seeded product"})
-        assert response.status_code == 201, response.text
+
+        def made(method: str, path: str, body: dict[str, Any], status: int) -> dict[str, Any]:
+            response = client.request(method, path, json=body)
+            assert response.status_code == status, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        made("PUT", f"/v1/products/{SEEDED_SKU}", {"name": "seeded product"}, 201)
         for warehouse_id, (latitude, longitude) in SEEDED_WAREHOUSES.items():
             body = {
                 "name": warehouse_id,
@@ -91,23 +121,48 @@ def seed_stock(service_settings: Settings) -> None:
                 "longitude": longitude,
                 "timezone": "Europe/Berlin",
             }
-            response = client.put(f"/v1/warehouses/{warehouse_id}", json=body)
-            assert response.status_code == 201, response.text
-            body = {"sku": SEEDED_SKU, "warehouse_id": warehouse_id, "quantity": 1000}
-            response = client.post("/v1/stock/receive", json=body)
-            assert response.status_code == 200, response.text
+            made("PUT", f"/v1/warehouses/{warehouse_id}", body, 201)
+            made(
+                "POST",
+                "/v1/stock/receive",
+                {"sku": SEEDED_SKU, "warehouse_id": warehouse_id, "quantity": 1000},
+                200,
+            )
+        line = {"sku": SEEDED_SKU, "warehouse_id": "ber", "quantity": 1}
+        reservation = made(
+            "POST", "/v1/reservations", {"order_id": "seeded", "lines": [line], "ttl_seconds": 86_400}, 201
+        )
+        transfer = made(
+            "POST",
+            "/v1/transfers",
+            {"sku": SEEDED_SKU, "from_warehouse_id": SEEDED_SKU, "to_warehouse_id": "ber", "quantity": 1},
+            201,
+        )
+        # Never called: the dispatcher is silenced, and the address is this machine's discard port.
+        webhook = made(
+            "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["stock.changed"]}, 201
+        )
+        key = made("POST", "/v1/keys", {"name": "seeded", "scopes": ["read"]}, 201)
+    return {
+        "reservation_id": reservation["id"],
+        "transfer_id": transfer["id"],
+        "webhook_id": webhook["id"],
+        "key_id": key["id"],
+    }
 
 
 @pytest.fixture
-def app(tmp_path: Path, migrated_sqlite: Path, monkeypatch: pytest.MonkeyPatch) -> Litestar:
-    """The service on a fresh embedded SQLite database with seeded stock, started by its first request."""
+def seeded_ids(tmp_path: Path, migrated_sqlite: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The service on a fresh embedded SQLite database with seeded rows, started by its first request
+    (and stopped by Schemathesis when the test ends); the ids the server made for the rows."""
     monkeypatch.setattr(stockd.api.app, "WebhookDispatcher", SilentWebhookDispatcher)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     shutil.copy(migrated_sqlite, data_dir / SQLITE_FILE)
     service_settings = Settings(data_dir=data_dir, admin_key=ADMIN_KEY)
-    seed_stock(service_settings)
-    return create_app(service_settings)
+    ids = seed(service_settings)
+    APP_OF_THE_RUNNING_TEST.current = create_app(service_settings)
+    return ids
 
 
 def as_json_integers(value: Any) -> Any:
@@ -121,7 +176,7 @@ def as_json_integers(value: Any) -> Any:
     return value
 
 
-def within_the_contract(case: schemathesis.Case) -> None:
+def within_the_contract(case: schemathesis.Case, seeded_ids: dict[str, str]) -> None:
     """Keep a positive case inside the rules of API.md that JSON Schema cannot state.
 
     - An integer is written as a JSON integer: ``2.0`` is refused (422), though the
@@ -130,11 +185,16 @@ def within_the_contract(case: schemathesis.Case) -> None:
       generator cannot invent it (an invented one is refused with 422).
     - A transfer moves stock between two different warehouses (the same one on both
       ends is 422).
+    - Ids the server makes cannot be guessed either: a positive case names the seeded
+      reservation, transfer, webhook or key (an unknown id would only ever be 404).
 
     Negative cases are left alone: each must still be refused.
     """
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
+    for name in case.path_parameters or {}:
+        if name in seeded_ids:
+            case.path_parameters[name] = seeded_ids[name]
     if isinstance(case.body, (dict, list)):
         case.body = as_json_integers(case.body)
     if case.query:
@@ -143,15 +203,19 @@ def within_the_contract(case: schemathesis.Case) -> None:
     if case.path == "/v1/transfers" and isinstance(body, dict):
         source = body.get("from_warehouse_id")
         if body.get("to_warehouse_id") == source:
-            body["to_warehouse_id"] = "muc" if source == "ber" else "ber"
+            body["to_warehouse_id"] = "ber" if source != "ber" else SEEDED_SKU
 
 
 schema = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
+# As ``schemathesis.openapi.from_asgi`` does: requests go in-process to this ASGI app.
+schema.app = APP_OF_THE_RUNNING_TEST
 
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_every_operation_honours_the_openapi_document(case: schemathesis.Case, app: Litestar) -> None:
-    within_the_contract(case)
+def test_every_operation_honours_the_openapi_document(
+    case: schemathesis.Case, seeded_ids: dict[str, str]
+) -> None:
+    within_the_contract(case, seeded_ids)
     timeout = EVENT_STREAM_SECONDS if case.path == "/v1/events" else REQUEST_TIMEOUT_SECONDS
-    case.call_and_validate(app=app, headers=AUTHORIZATION, timeout=timeout)
+    case.call_and_validate(timeout=timeout)

@@ -10,13 +10,11 @@ from litestar import Litestar, Request, Response, route
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
-from stockd import __version__
 from stockd.api.access import authorize, provide_principal
-from stockd.api.openapi import StockdJsonRenderPlugin
-from stockd.api.problems import EXCEPTION_HANDLERS, problem_responses
+from stockd.api.openapi import describe, openapi_config
+from stockd.api.problems import EXCEPTION_HANDLERS
 from stockd.api.ratelimit import RateLimiter
 from stockd.api.routes import (
     catalog,
@@ -128,11 +126,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *operations.HANDLERS,
     ]
     for handler in handlers:
-        if any(path.startswith("/v1/") for path in handler.paths):
-            # Every /v1 operation can answer problem documents; say which in the OpenAPI document.
-            # A handler's own extra answers (a PUT's 201 Created) come on top.
-            method = next(iter(handler.http_methods))
-            handler.responses = {**problem_responses(method), **(handler.responses or {})}
+        describe(handler)
     prometheus = PrometheusConfig(app_name="stockd", prefix="stockd", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[*options_handlers(handlers), *handlers],
@@ -146,11 +140,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         middleware=[prometheus.middleware],
         request_max_body_size=MAX_BODY_BYTES,
         before_request=before_request,
-        openapi_config=OpenAPIConfig(
-            title="stockd",
-            version=__version__,
-            description="Inventory that never oversells: stock levels, reservations with a TTL, "
-            "an append-only ledger. See API.md for the contract.",
-            render_plugins=[StockdJsonRenderPlugin()],
-        ),
+        openapi_config=openapi_config(),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from stockd.api.schemas import IDENTIFIER_PATTERN, PRINTABLE_PATTERN
@@ -12,13 +13,23 @@ from stockd.domain.access import Principal
 from stockd.keyring import KeyRing
 from stockd.service import StockService
 
-SkuPath = Annotated[str, Parameter(pattern=IDENTIFIER_PATTERN, description="the product's sku")]
-WarehousePath = Annotated[str, Parameter(pattern=IDENTIFIER_PATTERN, description="the warehouse's id")]
+SkuPath = Annotated[
+    str,
+    Parameter(pattern=IDENTIFIER_PATTERN, description="the product's sku", examples=[Example(value="A-1")]),
+]
+WarehousePath = Annotated[
+    str,
+    Parameter(pattern=IDENTIFIER_PATTERN, description="the warehouse's id", examples=[Example(value="ber")]),
+]
 OpaqueId = Annotated[str, Parameter(min_length=1, max_length=64, description="an id made by the server")]
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size, 1–1000")]
 Cursor = Annotated[
     str | None,
-    Parameter(min_length=1, max_length=512, description="the next_cursor of the previous page"),
+    Parameter(
+        min_length=1,
+        max_length=512,
+        description="the next_cursor of the previous page; any other value is 422",
+    ),
 ]
 IdentifierQuery = Annotated[str | None, Parameter(pattern=IDENTIFIER_PATTERN)]
 ReferenceQuery = Annotated[str | None, Parameter(min_length=1, max_length=128, pattern=PRINTABLE_PATTERN)]
