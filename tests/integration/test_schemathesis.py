@@ -1,20 +1,27 @@
 """Schemathesis against the service's own /openapi.json: every operation the document describes, fuzzed.
 
 Each operation is called in-process (ASGI) on the real app over the embedded
-SQLite engine, every request with the start-up admin key, with requests that
-follow the document (positive) and requests that break it (negative), the
-document's examples and its boundary values. Every answer must be:
+SQLite engine, through the document's bearer scheme with the start-up admin key,
+with requests that follow the document (positive) and requests that break it
+(negative), the document's examples and its boundary values. Every built-in
+check of Schemathesis is on; every answer must be:
 
 - never a 5xx (``not_a_server_error``);
 - a status, a content type, headers and a body the document declares for that
   operation (``status_code_conformance``, ``content_type_conformance``,
   ``response_headers_conformance``, ``response_schema_conformance``);
 - for a request that breaks the document, a refusal (``negative_data_rejection``):
-  422, or 404/405 when a broken path names no route, or 413 for a body too large;
+  422, or 404/405 when a broken path names no route, 413 for a body too large,
+  401 for a request without the key;
 - for a request that follows it, an acceptance (``positive_data_acceptance``):
   2xx, or the domain's own answers to a well-formed request — 404 for an id that
   names nothing, 409 for a conflict with the stock (out_of_stock, invalid_state, ...).
-  With an admin key, 401/403/429 are never acceptable.
+  With an admin key, 401/403/429 are never acceptable;
+- after a success, the same request without the key and with a wrong one refused
+  with 401 (``ignored_auth``);
+- a method the path does not serve refused with 405, and ``Allow`` (on 405 and
+  OPTIONS) naming every method the document gives the path (``unsupported_method``,
+  ``allow_header_conformance``).
 
 A few rules of API.md cannot be written in JSON Schema; ``within_the_contract``
 keeps positive cases inside them rather than counting their refusal as a defect.
@@ -206,13 +213,22 @@ def within_the_contract(case: schemathesis.Case, seeded_ids: dict[str, str]) -> 
             body["to_warehouse_id"] = "ber" if source != "ber" else SEEDED_SKU
 
 
+# Loaded at collection, as ``schemathesis.openapi.from_asgi`` would, but without starting
+# a service. (``schemathesis.pytest.from_fixture`` would defer it to a fixture, but it sets
+# ``Item._nodeid``, which pytest 9.2 no longer has.)
 schema = schemathesis.openapi.from_dict(served_document(), config=CONFIG)
-# As ``schemathesis.openapi.from_asgi`` does: requests go in-process to this ASGI app.
 schema.app = APP_OF_THE_RUNNING_TEST
 
 
+# One service per operation, shared by that operation's examples as a real service is
+# shared by its clients; hence the function-scoped fixture under Hypothesis.
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 def test_every_operation_honours_the_openapi_document(
     case: schemathesis.Case, seeded_ids: dict[str, str]
 ) -> None:
