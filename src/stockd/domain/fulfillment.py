@@ -26,25 +26,25 @@ def place_lines(
     deliver_within_hours: int | None = None,
 ) -> list[ReservationLine]:
     """Decide a warehouse for every line, or raise ``OutOfStock`` naming every shortfall."""
+    # One pass over the lines: this runs for every reservation, most of them a single named line.
     demand: dict[LevelKey, int] = {}
+    placed: list[ReservationLine] = []
     for line in lines:
         if line.warehouse_id is not None:
             if line.warehouse_id not in warehouses:
                 raise NotFound(f"warehouse {line.warehouse_id!r} does not exist")
             key = (line.sku, line.warehouse_id)
             demand[key] = demand.get(key, 0) + line.quantity
+            placed.append(ReservationLine(line.sku, line.warehouse_id, line.quantity))
 
     shortfalls: list[Shortfall] = []
-    for (sku, warehouse_id), requested in demand.items():
-        available = _sellable(level((sku, warehouse_id)), warehouses)
+    for key, requested in demand.items():
+        available = _sellable(level(key), warehouses)
         if available < requested:
-            shortfalls.append(Shortfall(sku, warehouse_id, requested, available))
+            shortfalls.append(Shortfall(key[0], key[1], requested, available))
 
-    placed = [
-        ReservationLine(line.sku, line.warehouse_id, line.quantity) for line in lines if line.warehouse_id
-    ]
-    open_lines = [line for line in lines if line.warehouse_id is None]
-    if open_lines:
+    if len(placed) < len(lines):
+        open_lines = [line for line in lines if line.warehouse_id is None]
 
         def still_available(sku: str, warehouse_id: str) -> int:
             # What the named lines of this reservation take is no longer there for the open ones.
