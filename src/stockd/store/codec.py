@@ -16,6 +16,14 @@ def to_millis(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+class MillisOf(dict[datetime, int]):
+    """``to_millis`` of each moment, converted once: a batch's thousands of rows share a few moments."""
+
+    def __missing__(self, moment: datetime) -> int:
+        millis = self[moment] = to_millis(moment)
+        return millis
+
+
 def from_millis(millis: int) -> datetime:
     return datetime.fromtimestamp(millis / 1000, UTC)
 

@@ -56,7 +56,7 @@ from stockd.engine.base import (
 from stockd.engine.batcher import DEFAULT_MAX_BATCH, Batcher
 from stockd.engine.sql.alerts import review_alerts, write_alerts
 from stockd.ids import new_id
-from stockd.store.codec import decode_lines, encode_lines, from_millis, to_millis
+from stockd.store.codec import MillisOf, decode_lines, encode_lines, from_millis, to_millis
 from stockd.store.rows import (
     LEVEL_COLUMNS,
     MOVEMENT_INSERT_COLUMNS,
@@ -388,6 +388,7 @@ async def write(
     book = loaded.book
     at = to_millis(now)
     await _write_levels(session, loaded, mode)
+    millis = MillisOf()
     await session.insert_many(
         "reservations",
         RESERVATION_INSERT_COLUMNS,
@@ -396,8 +397,8 @@ async def write(
                 r.id,
                 r.order_id,
                 r.status.value,
-                to_millis(r.created_at),
-                to_millis(r.expires_at),
+                millis[r.created_at],
+                millis[r.expires_at],
                 None,
                 encode_lines(r.lines),
             )
