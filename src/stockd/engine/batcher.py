@@ -38,38 +38,47 @@ class Batcher(Generic[T, R]):
         self._write_batch = write_batch
         self._max_batch = max_batch
         self._on_batch = on_batch
-        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        # Items and their callers' futures in two parallel lists rather than one list of pairs:
+        # a pair per request is one more object to build and to collect.
+        self._items: list[T] = []
+        self._futures: list[asyncio.Future[R]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> R:
+    def submit(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item``; await the returned future for its result.
+
+        A plain function returning the future, not a coroutine: awaiting it directly saves
+        every caller a coroutine and a frame to resume.
+        """
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        self._items.append(item)
+        self._futures.append(future)
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
-        return await future
+        return future
 
     async def _drain(self) -> None:
         try:
-            while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                await self._write(batch)
+            while self._items:
+                items, futures = self._items[: self._max_batch], self._futures[: self._max_batch]
+                del self._items[: self._max_batch], self._futures[: self._max_batch]
+                await self._write(items, futures)
         finally:
             self._writer = None
 
-    async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _write(self, items: list[T], futures: list[asyncio.Future[R]]) -> None:
         if self._on_batch is not None:
-            self._on_batch(len(batch))
+            self._on_batch(len(items))
         try:
-            results = await self._write_batch([item for item, _ in batch])
+            results = await self._write_batch(items)
         except BaseException as failure:
-            for _, future in batch:
+            for future in futures:
                 if not future.done():
                     future.set_exception(failure)
             if not isinstance(failure, Exception):
                 raise
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for future, result in zip(futures, results, strict=True):
             if future.done():  # the caller went away; its result is durable all the same
                 continue
             if isinstance(result, StockdError):
