@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -12,6 +13,7 @@ DEFAULT_DATA_DIR = Path("data")
 SQLITE_FILE = "stockd.db"
 
 
+@lru_cache(maxsize=1024)  # asked for every anonymous request; parsing the address is not free
 def is_loopback_address(host: str) -> bool:
     """Is ``host`` (an address, or ``localhost``) on the loopback interface?"""
     if host == "localhost":

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the engine and workers (HTTP metrics come from Litestar's middleware)."""
+"""Prometheus metrics of the engine and workers (HTTP metrics: ``stockd.api.http_metrics``)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from litestar import Request
 
+from stockd.api.params import Service, header_value
 from stockd.api.ratelimit import RateLimiter
 from stockd.config import is_loopback_address
 from stockd.domain.access import EVERYONE, Principal, Scope
@@ -33,7 +34,7 @@ def required_scope(request: Request) -> Scope:  # type: ignore[type-arg]
 
 
 def bearer_token(request: Request) -> str | None:  # type: ignore[type-arg]
-    header = request.headers.get("authorization")
+    header = header_value(request, b"authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
@@ -75,6 +76,13 @@ async def authorize(request: Request) -> None:  # type: ignore[type-arg]
     request.state.principal = principal
 
 
-def provide_principal(request: Request) -> Principal:  # type: ignore[type-arg]
+def provide_principal(request: Request, service: Service) -> Principal:  # type: ignore[type-arg]
+    """The caller that ``authorize`` identified.
+
+    ``service`` is declared only to order the two: Litestar resolves
+    independent dependencies of a handler concurrently, in an anyio task group
+    per request, which cost about a third of a reservation's CPU time over
+    HTTP. A dependency on ``service`` makes it resolve them one after the other.
+    """
     principal: Principal = request.state.principal
     return principal

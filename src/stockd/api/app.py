@@ -10,9 +10,9 @@ from litestar import Litestar, Request, Response, route
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
-from litestar.plugins.prometheus import PrometheusConfig
 
 from stockd.api.access import authorize, provide_principal
+from stockd.api.http_metrics import http_metrics
 from stockd.api.openapi import describe, openapi_config
 from stockd.api.problems import EXCEPTION_HANDLERS
 from stockd.api.ratelimit import RateLimiter
@@ -127,7 +127,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     for handler in handlers:
         describe(handler)
-    prometheus = PrometheusConfig(app_name="stockd", prefix="stockd", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[*options_handlers(handlers), *handlers],
         dependencies={
@@ -137,7 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
+        middleware=[http_metrics],
         request_max_body_size=MAX_BODY_BYTES,
         before_request=before_request,
         openapi_config=openapi_config(),

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from litestar import Request, Response
 
 from stockd.api import render
+from stockd.api.params import header_value
 from stockd.api.schemas import encode
 from stockd.domain.access import ANONYMOUS, Principal
 from stockd.domain.book import Outcome
@@ -16,7 +17,7 @@ from stockd.domain.errors import InvalidRequest, StockdError
 from stockd.engine.base import StoredResponse
 from stockd.service import StockService
 
-IDEMPOTENCY_HEADER = "idempotency-key"
+IDEMPOTENCY_HEADER = b"idempotency-key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -38,7 +39,7 @@ class HttpClaim:
 
 
 def claim_of(request: Request, body: object, success_status: int) -> HttpClaim | None:  # type: ignore[type-arg]
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = header_value(request, IDEMPOTENCY_HEADER)
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -46,7 +47,7 @@ def claim_of(request: Request, body: object, success_status: int) -> HttpClaim |
     # The decoded body, re-encoded, is the request's identity: whitespace, key
     # order and ignored unknown fields do not make two requests different.
     digest = hashlib.sha256(request.method.encode())
-    digest.update(request.url.path.encode())
+    digest.update(request.scope["path"].encode())
     digest.update(encode(body))
     # Keys are scoped by caller: two keys may use the same Idempotency-Key independently.
     principal: Principal | None = request.state.get("principal")

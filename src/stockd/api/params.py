@@ -1,9 +1,10 @@
-"""Path and query parameters shared by the routes."""
+"""Path, query and header parameters shared by the routes."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
@@ -40,3 +41,15 @@ KeyRingDep = NamedDependency[KeyRing]
 """The API keys, injected by name into handlers that declare ``keyring: KeyRingDep``."""
 Service = NamedDependency[StockService]
 """The service, injected by name into every handler that declares ``service: Service``."""
+
+
+def header_value(request: Request, name: bytes) -> str | None:  # type: ignore[type-arg]
+    """The first ``name`` header (lower-case, as ASGI gives them), read straight from the scope.
+
+    ``request.headers`` builds a case-insensitive multidict of every header,
+    which cost a tenth of a reservation's CPU over HTTP; a route reads two.
+    """
+    for header, value in request.scope["headers"]:
+        if header == name:
+            return value.decode("latin-1")
+    return None
