@@ -9,23 +9,34 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 
-_RANDOM_BYTES_PER_REFILL = 8 * 512
-_random = b""
-_used = 0
-_lock = threading.Lock()  # two threads must never hand out the same eight bytes
+_IDS_PER_REFILL = 512
+_fresh: Iterator[str] = iter(())
+_refill_lock = threading.Lock()
 
 
 def new_id() -> str:
-    return f"{time.time_ns() // 1_000_000:011x}{_random_hex8()}"
+    return f"{time.time_ns() // 1_000_000:011x}{_random_hex16()}"
 
 
-def _random_hex8() -> str:
-    """Eight bytes from the OS's CSPRNG, drawn 4 KiB at a time: one system call per 512 ids, not per id."""
-    global _random, _used
-    with _lock:
-        if _used >= len(_random):
-            _random, _used = os.urandom(_RANDOM_BYTES_PER_REFILL), 0
-        chunk = _random[_used : _used + 8]
-        _used += 8
-    return chunk.hex()
+def _random_hex16() -> str:
+    """Eight bytes from the OS's CSPRNG as hex, drawn 4 KiB at a time: one system call per 512 ids.
+
+    Each id takes the next string from a list iterator, and advancing one is a single step
+    under the GIL, so two threads never get the same string and the common path takes no lock.
+    """
+    try:
+        return next(_fresh)
+    except StopIteration:
+        return _refill()
+
+
+def _refill() -> str:
+    """Draw the next 512. Two threads that ran dry together may both draw: every string is still
+    fresh randomness, and the set replaced is merely dropped."""
+    global _fresh
+    with _refill_lock:
+        digits = os.urandom(8 * _IDS_PER_REFILL).hex()
+        _fresh = iter([digits[start : start + 16] for start in range(0, len(digits), 16)])
+        return next(_fresh)
