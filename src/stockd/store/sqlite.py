@@ -34,7 +34,7 @@ CHECKPOINT_INTERVAL_SECONDS = 0.5
 ROWS_PER_INSERT = 250
 """Rows per multi-row INSERT in ``insert_many``: one statement binds and steps 250 rows in one
 go (one release of the GIL instead of 250), and one size keeps it one cached prepared statement
-per table. 250 rows of the widest table stay far below SQLite's 32,766 parameters."""
+per table. Fewer where the SQLite library allows fewer parameters per statement (999 before 3.32)."""
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -95,12 +95,14 @@ class SqliteSession:
             return
         insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         one_row = f"({','.join('?' * len(columns))})"
-        chunk_insert = insert + ",".join([one_row] * ROWS_PER_INSERT)
-        chunked = len(rows) - len(rows) % ROWS_PER_INSERT
 
         def work(connection: sqlite3.Connection) -> None:
-            for start in range(0, chunked, ROWS_PER_INSERT):
-                chunk = rows[start : start + ROWS_PER_INSERT]
+            parameters = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            per_insert = min(ROWS_PER_INSERT, parameters // len(columns))
+            chunk_insert = insert + ",".join([one_row] * per_insert)
+            chunked = len(rows) - len(rows) % per_insert
+            for start in range(0, chunked, per_insert):
+                chunk = rows[start : start + per_insert]
                 connection.execute(chunk_insert, [value for row in chunk for value in row])
             if chunked < len(rows):
                 connection.executemany(insert + one_row, rows[chunked:])
