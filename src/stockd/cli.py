@@ -14,6 +14,7 @@ from rich.table import Table
 
 from stockd.config import DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, ConfigurationError, Settings
 from stockd.domain.chain import BrokenLink
+from stockd.runtime import tune_garbage_collection
 from stockd.service import StockService
 from stockd.store.base import MovementFilter
 
@@ -114,8 +115,10 @@ async def _serve(settings: Settings) -> None:
 
     from stockd.api.app import create_app
 
+    service_app = create_app(settings)
+    tune_garbage_collection()
     server = Server(
-        create_app(settings),
+        service_app,
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
@@ -297,6 +300,7 @@ def persist(
 
     async def run_forever(service: StockService) -> None:
         assert service.persister is not None
+        tune_garbage_collection()
         console.print(f"persister {service.persister.consumer}: writing {redis} into {database}")
         await asyncio.Event().wait()  # the persister runs until the process is stopped
 

@@ -40,6 +40,7 @@ from stockd.bench.stats import Tick
 from stockd.bench.throughput import ThroughputResult, measure
 from stockd.domain.errors import StockdError
 from stockd.engine.sql.engine import Strategy
+from stockd.runtime import tune_garbage_collection
 
 T = TypeVar("T")
 
@@ -95,6 +96,7 @@ PlotOption = Annotated[
 @app.callback()
 def bench() -> None:
     """stockd benchmarks (they measure; tests assert)."""
+    tune_garbage_collection()  # as ``stockd serve`` does: the engines are measured as they run
 
 
 # -- throughput ---------------------------------------------------------------------------------------
