@@ -31,6 +31,7 @@ from stockd.bench.engines import (
     BenchEngine,
     BenchUsageError,
     EngineName,
+    PersisterPlacement,
     check_engines,
     database_for,
     open_engine,
@@ -83,6 +84,14 @@ DatabaseOption = Annotated[
     ),
 ]
 RedisOption = Annotated[str | None, typer.Option("--redis", help="redis://… for the Redis engine.")]
+PersisterOption = Annotated[
+    PersisterPlacement,
+    typer.Option(
+        "--persister",
+        help="Redis engine: run its persister in this process (as stockd serve does) or as "
+        "`stockd worker persist` in a process of its own.",
+    ),
+]
 JsonOption = Annotated[
     bool,
     typer.Option("--json", help="One JSON object per measurement on stdout (JSON Lines); nothing else."),
@@ -108,6 +117,7 @@ def throughput(
     strategy: Strategies = None,
     database: DatabaseOption = None,
     redis: RedisOption = None,
+    persister: PersisterOption = PersisterPlacement.IN_PROCESS,
     seconds: Annotated[float, typer.Option(min=0.1, help="How long each engine × strategy runs.")] = 10.0,
     skus: Annotated[int, typer.Option(min=1, help="Products, chosen uniformly (1 = one hot SKU).")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrent callers.")] = 50,
@@ -132,7 +142,9 @@ def throughput(
     async def one(bench: BenchEngine, tick: Tick) -> ThroughputResult:
         return await measure(bench, seconds=seconds, concurrency=concurrency, skus=skus, tick=tick)
 
-    results = _run_with_progress(_on_every_engine(engines, strategies, database, redis, seconds, one))
+    results = _run_with_progress(
+        _on_every_engine(engines, strategies, database, redis, persister, seconds, one)
+    )
     records = [result.as_json() for result in results]
     _add_vs_lock(records)
     table = Table(
@@ -176,6 +188,7 @@ def flash_sale(
     strategy: Strategies = None,
     database: DatabaseOption = None,
     redis: RedisOption = None,
+    persister: PersisterOption = PersisterPlacement.IN_PROCESS,
     units: Annotated[int, typer.Option(min=1, help="Units in stock of the one product on sale.")] = 1000,
     buyers: Annotated[int, typer.Option(min=1, help="Buyers; each tries once to reserve one unit.")] = 5000,
     concurrency: Annotated[int, typer.Option(min=1, help="Buyers trying at the same time.")] = 500,
@@ -202,7 +215,9 @@ def flash_sale(
     async def one(bench: BenchEngine, tick: Tick) -> FlashSaleResult:
         return await run_sale(bench, units=units, buyers=buyers, concurrency=concurrency, tick=tick)
 
-    results = _run_with_progress(_on_every_engine(engines, strategies, database, redis, buyers, one))
+    results = _run_with_progress(
+        _on_every_engine(engines, strategies, database, redis, persister, buyers, one)
+    )
     records = [result.as_json() for result in results]
     table = Table(
         "engine", "strategy", "reserved", "oversold", "refused", "errors", "sold out in",
@@ -441,6 +456,7 @@ def _on_every_engine(
     strategies: Sequence[Strategy],
     database: str | None,
     redis: str | None,
+    persister: PersisterPlacement,
     total: float,
     one: Callable[[BenchEngine, Tick], Coroutine[Any, Any, T]],
 ) -> Callable[[_Bars], Coroutine[Any, Any, list[T]]]:
@@ -453,7 +469,7 @@ def _on_every_engine(
                 if engine_name is EngineName.REDIS and strategy_name not in REDIS_STRATEGIES:
                     continue
                 async with open_engine(
-                    engine_name, strategy_name, database_for(engine_name, database), redis
+                    engine_name, strategy_name, database_for(engine_name, database), redis, persister
                 ) as bench:
                     results.append(await one(bench, bars(f"{engine_name}/{bench.label}", total)))
         return results

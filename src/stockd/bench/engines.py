@@ -11,7 +11,8 @@
 ``redis``
     The Redis engine on ``--redis`` (default ``redis://127.0.0.1:6379/0``) under a
     fresh key prefix (removed afterwards), with its ledger in a scratch PostgreSQL
-    database as above and its persister running in the same process. Strategy
+    database as above and its persister running in the same process (or, with
+    ``--persister process``, as ``stockd worker persist`` in its own). Strategy
     ``batched`` is one script call per batch; ``lock`` stands for its unbatched
     baseline, one script call per reservation (labelled ``unbatched``).
 """
@@ -48,12 +49,20 @@ from stockd.ids import new_id
 from stockd.store.postgres import PostgresDatabase
 from stockd.store.sql import Database
 from stockd.store.sql_store import SqlStore
+from stockd.workers.persister import Persister
 
 WAREHOUSE = "bench"
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES_SERVER_VARIABLE = "STOCKD_BENCH_POSTGRES"
 UNLIMITED = MAX_QUANTITY
 """Stock per product for the throughput runs: more than any run can reserve."""
+
+
+class PersisterPlacement(StrEnum):
+    IN_PROCESS = "in-process"
+    """As ``stockd serve`` runs it: the persister shares the engine's process (and its GIL)."""
+    PROCESS = "process"
+    """``stockd worker persist`` on its own: the engine's process only decides and commits."""
 
 
 class EngineName(StrEnum):
@@ -186,7 +195,11 @@ class BenchEngine:
 
 @asynccontextmanager
 async def open_engine(
-    name: EngineName, strategy: Strategy, database: str | None, redis: str | None = None
+    name: EngineName,
+    strategy: Strategy,
+    database: str | None,
+    redis: str | None = None,
+    persister: PersisterPlacement = PersisterPlacement.IN_PROCESS,
 ) -> AsyncIterator[BenchEngine]:
     """The engine with ``strategy`` on a fresh (or the given) database, closed afterwards."""
     async with database_url(name, database) as url:
@@ -194,7 +207,7 @@ async def open_engine(
         try:
             if name is EngineName.REDIS:
                 assert isinstance(opened, PostgresDatabase)
-                async with _redis_engine(opened, url, strategy, redis or DEFAULT_REDIS) as bench:
+                async with _redis_engine(opened, url, strategy, redis or DEFAULT_REDIS, persister) as bench:
                     yield bench
                 return
             batch_sizes: list[int] = []
@@ -212,7 +225,7 @@ async def open_engine(
 
 @asynccontextmanager
 async def _redis_engine(
-    database: PostgresDatabase, url: str, strategy: Strategy, redis_url: str
+    database: PostgresDatabase, url: str, strategy: Strategy, redis_url: str, placement: PersisterPlacement
 ) -> AsyncIterator[BenchEngine]:
     """The Redis engine under a fresh key prefix, its persister running; the keys are removed afterwards."""
     keys = Keys(f"stockd-bench-{new_id()[-12:]}")
@@ -236,22 +249,46 @@ async def _redis_engine(
             raise BenchUsageError(
                 f"cannot reach Redis at {redis_url} ({error}); start it or pass --redis"
             ) from error
-        wiring.persister.start()
         try:
-            await wiring.persister.wait_ready(60)
-            label = strategy.value if strategy is Strategy.BATCHED else UNBATCHED
-            persistence = await persistence_of(redis)
-            version = (await redis.info("server")).get("redis_version")
-            durability = Durability(persistence.risk is None, persistence.settings, f"Redis {version}")
-            yield BenchEngine(
-                EngineName.REDIS, strategy, wiring.engine, store, database, durability, batch_sizes, label
-            )
+            async with _persister_running(wiring.persister, placement, url, redis_url, keys):
+                await wiring.persister.wait_ready(60)
+                label = strategy.value if strategy is Strategy.BATCHED else UNBATCHED
+                persistence = await persistence_of(redis)
+                version = (await redis.info("server")).get("redis_version")
+                durability = Durability(persistence.risk is None, persistence.settings, f"Redis {version}")
+                yield BenchEngine(
+                    EngineName.REDIS, strategy, wiring.engine, store, database, durability, batch_sizes, label
+                )
         finally:
-            await wiring.persister.stop()
             async for key in redis.scan_iter(match=keys.pattern, count=1000):
                 await redis.unlink(key)
     finally:
         await wiring.engine.close()
+
+
+@asynccontextmanager
+async def _persister_running(
+    persister: Persister, placement: PersisterPlacement, database_url: str, redis_url: str, keys: Keys
+) -> AsyncIterator[None]:
+    """The engine's own persister, or ``stockd worker persist`` in a child process, until the block ends."""
+    if placement is PersisterPlacement.IN_PROCESS:
+        persister.start()
+        try:
+            yield
+        finally:
+            await persister.stop()
+        return
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stockd", "worker", "persist",
+        "--database", database_url, "--redis", redis_url, "--redis-prefix", keys.prefix,
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        if worker.returncode is None:
+            worker.terminate()  # what it had not committed is redelivered to the next persister
+        await worker.wait()
 
 
 async def probe_durability(database: Database) -> Durability:
