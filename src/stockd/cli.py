@@ -243,7 +243,7 @@ def migrate(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> 
     not change the schema (see docs/security.md, "The service's database role").
     """
     from stockd.bootstrap import open_database
-    from stockd.store.migrate import head_revision
+    from stockd.store.migrate import HEAD_REVISION
 
     settings = _settings(data_dir, database)
 
@@ -256,7 +256,7 @@ def migrate(data_dir: DataDir = DEFAULT_DATA_DIR, database: Database = None) -> 
     except ConfigurationError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    console.print(f"[green]ok[/green]: {settings.shown_database_url} is at schema revision {head_revision()}")
+    console.print(f"[green]ok[/green]: {settings.shown_database_url} is at schema revision {HEAD_REVISION}")
 
 
 @app.command()

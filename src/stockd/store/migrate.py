@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+HEAD_REVISION = "0007"
+"""The newest revision in ``migrations/versions``.
+
+Start-up compares a database's revision with this, so an up-to-date database
+opens without importing Alembic and SQLAlchemy (most of a second of every
+server start and every CLI command). ``tests/unit/test_migrations.py`` checks
+it against Alembic's own answer, so a new revision cannot forget it.
+"""
+
 
 def alembic_config(sqlalchemy_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser treats % as interpolation; URLs may contain escaped characters.
@@ -22,10 +32,13 @@ def alembic_config(sqlalchemy_url: str) -> Config:
 
 def upgrade_to_head(sqlalchemy_url: str) -> None:
     """Bring the database's schema to the newest revision (a no-op when it is already there)."""
+    from alembic import command
+
     command.upgrade(alembic_config(sqlalchemy_url), "head")
 
 
-@cache
-def head_revision() -> str | None:
-    """The newest revision this version of stockd ships (read once per process)."""
+def alembic_head() -> str | None:
+    """The newest revision as Alembic reads it from the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -21,7 +21,7 @@ import asyncpg
 
 from stockd.config import ConfigurationError
 from stockd.domain.errors import Unavailable
-from stockd.store.migrate import head_revision, upgrade_to_head
+from stockd.store.migrate import HEAD_REVISION, upgrade_to_head
 from stockd.store.sql import Row
 
 ACQUIRE_TIMEOUT_SECONDS = 30.0
@@ -113,7 +113,7 @@ class PostgresDatabase:
             )
         database = cls(pool)
         revision = await database._revision()
-        if revision != head_revision():
+        if revision != HEAD_REVISION:
             await database._refuse_unless_may_migrate(revision)
             await asyncio.to_thread(upgrade_to_head, dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
         return database
@@ -126,7 +126,7 @@ class PostgresDatabase:
             await self.close()
             raise ConfigurationError(
                 f"the database schema is at revision {revision or '(none)'} and this stockd needs "
-                f"{head_revision()}, but role {user} may not change the schema: run "
+                f"{HEAD_REVISION}, but role {user} may not change the schema: run "
                 "`stockd migrate --database postgresql://…` as the database's owner first"
             )
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from stockd.domain.errors import Unavailable
-from stockd.store.migrate import head_revision, upgrade_to_head
+from stockd.store.migrate import HEAD_REVISION, upgrade_to_head
 from stockd.store.sql import Row
 
 T = TypeVar("T")
@@ -118,7 +118,7 @@ class SqliteDatabase:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if _revision_of(path) != head_revision():
+        if _revision_of(path) != HEAD_REVISION:
             upgrade_to_head(f"sqlite:///{path}")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="stockd-sqlite-writer")
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="stockd-sqlite-reader")
