@@ -128,19 +128,19 @@ class CrashingServer(RuleBasedStateMachine):
         self.reserved[sku] -= quantity
         self.holds[reservation_id] = (sku, quantity, "released")
 
-    @precondition(lambda self: self.restarts < MAX_RESTARTS)
-    @rule()
-    def stop_and_start(self) -> None:
-        self.server.stop()
+    def start_again(self) -> None:
         self.server.start()
         self.restarts += 1
 
     @precondition(lambda self: self.restarts < MAX_RESTARTS)
-    @rule()
-    def kill_and_start(self) -> None:
-        self.server.kill9()
-        self.server.start()
-        self.restarts += 1
+    @rule(kill=st.booleans())
+    def stop_or_kill_then_start(self, kill: bool) -> None:
+        """A graceful stop (SIGTERM), or SIGKILL while idle: no shutdown code runs."""
+        if kill:
+            self.server.kill9()
+        else:
+            self.server.stop()
+        self.start_again()
 
     @precondition(lambda self: self.restarts < MAX_RESTARTS)
     @rule(
@@ -166,8 +166,7 @@ class CrashingServer(RuleBasedStateMachine):
         time.sleep(kill_after)
         self.server.kill9()
         in_flight.join()
-        self.server.start()
-        self.restarts += 1
+        self.start_again()
 
         retry = self.http.post("/v1/reservations", json=body, headers=headers)
         self.expect_reservation_answer(retry, sku, quantity)
