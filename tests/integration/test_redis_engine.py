@@ -27,6 +27,7 @@ from stockd.domain.clock import FakeClock, SystemClock
 from stockd.domain.commands import Confirm, Expire, Receive, Release, RequestedLine, Reserve
 from stockd.domain.errors import ReservationExpired
 from stockd.domain.model import Product, ReservationStatus, Warehouse
+from stockd.engine.redis.barrier import LedgerBarrier
 from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
 from stockd.ids import new_id
 from stockd.service import StockService
@@ -141,6 +142,32 @@ async def test_redelivered_entries_and_a_second_consumer_taking_over_change_noth
     assert await ledger_view(service) == persisted
     await assert_counters_equal_the_ledger(service)
     await redis.aclose()
+
+
+async def test_a_leader_killed_before_moving_the_watermark_does_not_hold_up_reads(
+    service: StockService, settings: Settings
+) -> None:
+    """Entries committed and acknowledged, the watermark not yet moved: the next leader moves it."""
+    await stocked(service)
+    for n in range(5):
+        await reserve(service, f"o-{n}")
+    await service.engine.caught_up()
+    assert service.persister is not None
+    await service.persister.stop()
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    await redis.set(keys.persisted, "0-1")  # as if the leader died right after XACK
+
+    successor = Persister(redis, keys, service.store.database, settings.database_url, consumer="successor")  # type: ignore[arg-type]
+    successor.start()
+    try:
+        # A reader in a process that just started (nothing seen yet), and no new commit coming:
+        # it waits for the successor's take-over alone, not for a 10 s timeout and a 503.
+        await LedgerBarrier(redis, keys).wait(seconds=5)
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await successor.stop()
+        await redis.aclose()
 
 
 async def test_redis_that_lost_everything_is_rebuilt_from_the_ledger_before_it_takes_traffic(

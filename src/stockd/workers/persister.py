@@ -169,10 +169,20 @@ class Persister:
                 raise
 
     async def take_over(self) -> None:
-        """A new leader's first steps: claim what dead consumers left, then make sure Redis has counters."""
+        """A new leader's first steps: claim what dead consumers left, make sure Redis has counters,
+        and move the watermark up to what PostgreSQL already holds."""
         # Entries dead consumers left pending are the oldest: claimed first, so the ledger stays in order.
         await self._claim_abandoned()
         await self.ensure_counters()
+        await self._restore_watermark()
+
+    async def _restore_watermark(self) -> None:
+        """A leader killed after committing entries but before moving the watermark left it behind
+        PostgreSQL; every read would wait for entries already written until the next commit came."""
+        persisted = await _persisted_watermark(self._database)
+        if persisted > self._watermark:
+            self._watermark = persisted
+            await self._redis.set(self._keys.persisted, format_id(persisted))
 
     async def _claim_abandoned(self) -> None:
         """Take over what consumers that died left pending; they are the oldest entries, written next."""
