@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -22,6 +23,20 @@ def is_loopback_address(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password, if it has one, replaced by ``***``.
+
+    The standard library's URL parsing, not SQLAlchemy's: ``stockd serve`` prints
+    this at start-up, and importing SQLAlchemy for it would cost ~0.4 s.
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class ConfigurationError(Exception):
@@ -52,9 +67,7 @@ class Settings:
     @property
     def shown_database_url(self) -> str:
         """The database URL with any password masked, for logs and terminals."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        return without_password(self.database_url)
 
     @property
     def is_postgresql(self) -> bool:
