@@ -34,6 +34,7 @@ from stockd.service import StockService
 from stockd.store.base import MovementFilter
 from stockd.workers.persister import Persister
 from tests.conftest import REDIS_URL, empty_tables, forget_redis_keys
+from tests.integration.redis_proxy import ReplyDroppingProxy
 
 SKU = "HOT-1"
 WAREHOUSE = "ber"
@@ -168,6 +169,39 @@ async def test_a_leader_killed_before_moving_the_watermark_does_not_hold_up_read
     finally:
         await successor.stop()
         await redis.aclose()
+
+
+async def test_a_read_whose_reply_was_lost_does_not_get_the_ledger_written_out_of_order(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Redis handed the persister an entry, and the reply never arrived (Redis killed mid-reply):
+    the entry is pending for the persister, and a newer one is committed before it reads again.
+
+    Asking again for new entries would get only the newer one, write it first, move the watermark
+    past the older one and let reads miss it, then write the older one's levels over the newer.
+    """
+    async with ReplyDroppingProxy(REDIS_URL).running() as proxy:
+        service = await started(replace(settings, redis=proxy.url), clock)
+        try:
+            await stocked(service)
+            await service.engine.caught_up()
+            newer: list[str] = []
+
+            async def commit_a_newer_entry() -> None:
+                newer.append(await reserve(service, "newer"))
+
+            proxy.drop_next_reply_to(b"XREADGROUP", b"\r\n>\r\n", then=commit_a_newer_entry)
+            older = await reserve(service, "older")
+            await asyncio.wait_for(proxy.dropped.wait(), 10)
+
+            await service.engine.caught_up()
+            movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
+            assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, *newer]
+            for reservation_id in (older, *newer):
+                assert (await service.get_reservation(reservation_id)).status is ReservationStatus.PENDING
+            await assert_counters_equal_the_ledger(service)
+        finally:
+            await service.close()
 
 
 async def test_redis_that_lost_everything_is_rebuilt_from_the_ledger_before_it_takes_traffic(

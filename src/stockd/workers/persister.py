@@ -9,7 +9,8 @@ The leader:
    after first writing whatever the stream still holds;
 2. claims the entries dead consumers left pending (XAUTOCLAIM) and writes them
    before any new entry, so the ledger is written in commit order;
-3. reads entries (XREADGROUP), writes a batch of them in one transaction —
+3. takes new entries (XREADGROUP >) into its pending list and writes from that list, oldest first
+   (XREADGROUP 0), a batch in one transaction —
    movements, levels, reservations, transfers, idempotent answers, alerts and
    webhook deliveries — together with their ids in ``ledger_entries``. An id
    already there means the entry was written before (a redelivery) and is
@@ -64,6 +65,10 @@ BATCH_ENTRIES = 200
 BLOCK_MILLISECONDS = 100
 RETRY_SECONDS = 1.0
 REBUILD_PIPELINE = 1000
+PENDING = "0"
+"""XREADGROUP from 0: entries delivered to this consumer and not yet acknowledged."""
+NEW = ">"
+"""XREADGROUP from >: entries never delivered to anyone, which it moves into this consumer's pending list."""
 
 
 class Persister:
@@ -201,20 +206,30 @@ class Persister:
                 await self._redis.xgroup_delconsumer(self._keys.stream, PERSISTER_GROUP, name)
 
     async def persist_available(self, *, block_milliseconds: int | None = None) -> int:
-        """Write what this consumer has pending, else what is new; returns how many entries."""
-        for position, block in (("0", None), (">", block_milliseconds)):
-            reply = await self._redis.xreadgroup(
-                PERSISTER_GROUP,
-                self.consumer,
-                {self._keys.stream: position},
-                count=BATCH_ENTRIES,
-                block=block,
-            )
-            entries: Any = reply[0][1] if reply else []  # type: ignore[index]
-            if entries:
-                await self.write(entries)
-                return len(entries)
-        return 0
+        """Write the oldest entries pending for this consumer, taking new ones first when none are;
+        returns how many entries.
+
+        Only the pending list is written, oldest first, never the entries a read of new ones
+        returned: if Redis carried out such a read and its reply was lost (Redis killed mid-reply,
+        and the client asked again), older entries are pending that the second reply does not
+        hold, and writing it first would put the ledger out of order.
+        """
+        entries = await self._read(PENDING)
+        if not entries and await self._read(NEW, block_milliseconds):
+            entries = await self._read(PENDING)
+        if entries:
+            await self.write(entries)
+        return len(entries)
+
+    async def _read(self, position: str, block_milliseconds: int | None = None) -> Any:
+        reply = await self._redis.xreadgroup(
+            PERSISTER_GROUP,
+            self.consumer,
+            {self._keys.stream: position},
+            count=BATCH_ENTRIES,
+            block=block_milliseconds,
+        )
+        return reply[0][1] if reply else []  # type: ignore[index]
 
     async def drain(self) -> None:
         """Write everything the stream holds now."""
