@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
+import asyncpg
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -143,6 +144,39 @@ async def test_redelivered_entries_and_a_second_consumer_taking_over_change_noth
     assert await ledger_view(service) == persisted
     await assert_counters_equal_the_ledger(service)
     await redis.aclose()
+
+
+async def test_a_leader_whose_lock_connection_is_gone_writes_nothing_more(
+    service: StockService, settings: Settings
+) -> None:
+    """Its lock went with the connection and a successor leads: were it still to write through
+    another connection, the two would write the ledger at once, out of order."""
+    await stocked(service)
+    assert service.persister is not None
+    await service.persister.stop()
+    for n in range(5):
+        await reserve(service, f"o-{n}")
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    entries = await redis.xrange(keys.stream)
+    database = service.store.database
+    deposed = Persister(redis, keys, database, settings.database_url, consumer="deposed")  # type: ignore[arg-type]
+    successor = Persister(redis, keys, database, settings.database_url, consumer="successor")  # type: ignore[arg-type]
+    written_before = await database.fetch("SELECT count(*) FROM ledger_entries")  # type: ignore[attr-defined]
+    try:
+        async with deposed.leading():
+            await database.fetch(  # type: ignore[attr-defined]
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            async with successor.leading():
+                with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                    await deposed.write(entries)
+                assert await database.fetch("SELECT count(*) FROM ledger_entries") == written_before  # type: ignore[attr-defined]
+                await successor.write(entries)
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await redis.aclose()
 
 
 async def test_a_leader_killed_before_moving_the_watermark_does_not_hold_up_reads(

@@ -54,7 +54,7 @@ from stockd.engine.sql.alerts import review_alerts, write_alerts
 from stockd.ids import new_id
 from stockd.metrics import PERSISTED_ENTRIES, PERSISTER_LAG, WORKER_FAILURES
 from stockd.store.codec import decode_lines, encode_json
-from stockd.store.postgres import PostgresDatabase, PostgresSession, asyncpg_dsn
+from stockd.store.postgres import STATEMENT_TIMEOUT_SECONDS, PostgresDatabase, PostgresSession, asyncpg_dsn
 from stockd.store.rows import MOVEMENT_INSERT_COLUMNS
 from stockd.store.sql import Session
 
@@ -132,7 +132,7 @@ class Persister:
     @contextlib.asynccontextmanager
     async def leading(self) -> AsyncIterator[None]:
         """Wait to become the leader; lead until the block ends."""
-        connection = await asyncpg.connect(self._dsn)
+        connection = await asyncpg.connect(self._dsn, command_timeout=STATEMENT_TIMEOUT_SECONDS)
         try:
             # Another persister leads; poll, ready to follow it the moment it is gone.
             while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):  # noqa: ASYNC110
@@ -241,7 +241,7 @@ class Persister:
         """Write stream entries (as XREADGROUP or XRANGE return them); those written before are skipped."""
         ids = [parse_id(entry_id) for entry_id, _ in raw_entries]
         entries = [decode_entry(fields[b"e"]) for _, fields in raw_entries]
-        async with self._database.transaction() as session:
+        async with self._leader_transaction() as session:
             fresh = await _claim_entry_ids(session, ids)
             events = await write_entries(
                 session, [e for i, e in zip(ids, entries, strict=True) if i in fresh]
