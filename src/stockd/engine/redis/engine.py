@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -39,7 +39,7 @@ from stockd.domain.chain import chain
 from stockd.domain.clock import Clock
 from stockd.domain.commands import Command
 from stockd.domain.errors import Unavailable
-from stockd.domain.model import LevelKey, Reservation, ReservationStatus, Transfer, TransferStatus
+from stockd.domain.model import LevelKey, Reservation, ReservationStatus, StockLevel, Transfer, TransferStatus
 from stockd.engine.base import (
     Decision,
     IdempotencyClaim,
@@ -210,77 +210,27 @@ class RedisEngine:
         reads every value the batch is decided on inside MULTI/EXEC, so no other
         process's commit can fall between two of them.
         """
-        keys = self._keys
         needs = needs_of(s.command for s in submissions)
-        reservation_ids = sorted(needs.reservation_ids)
-        transfer_ids = sorted(needs.transfer_ids)
-        claims = sorted({(s.claim.principal, s.claim.key) for s in submissions if s.claim is not None})
-        capped_orders = sorted(needs.order_ids) if self._max_units_per_order is not None else []
-        level_keys, order_members, retired, discovered = await self._discover(needs, capped_orders)
-        ordered_levels = sorted(level_keys)
-        order_reservation_ids = sorted({r for members in order_members.values() for r in members})
-
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.exists(keys.ready)
-        for reservation_id in reservation_ids:
-            pipe.get(keys.reservation(reservation_id))
-        for transfer_id in transfer_ids:
-            pipe.get(keys.transfer(transfer_id))
-        for principal, idempotency_key in claims:
-            pipe.get(keys.idempotency(principal, idempotency_key))
-        if ordered_levels:
-            pipe.mget([keys.level(*key) for key in ordered_levels])
-        if order_reservation_ids:
-            pipe.mget([keys.reservation(r) for r in order_reservation_ids])
-        warehouse_ids = needs.warehouse_ids | {warehouse_id for _, warehouse_id in level_keys}
+        reads = await self._discover(needs, submissions)
         snapshot, known, warehouses = await asyncio.gather(
-            pipe.execute(),
+            self._snapshot(reads),
             self._known(needs.skus),
-            self._store.warehouses_by_id(warehouse_ids),
+            self._store.warehouses_by_id(reads.warehouse_ids),
         )
         replies = iter(snapshot)
         if not next(replies):
             # Refusals too are decided on counters: none may come from a Redis that lost them.
             raise Unavailable(NOT_READY)
-
         state = State()
-        for reservation_id in reservation_ids:
-            state.raw[keys.reservation(reservation_id)] = raw = next(replies)
-            if raw is not None:
-                state.reservations.append(decode_reservation(raw).reservation())
-        for transfer_id in transfer_ids:
-            state.raw[keys.transfer(transfer_id)] = raw = next(replies)
-            if raw is not None:
-                state.transfers.append(decode_transfer(raw).transfer())
-        if any(r.id not in discovered for r in state.reservations) or any(
-            t.id not in discovered for t in state.transfers
-        ):
-            # Created by another process between the two reads: their levels were not looked for.
-            raise WriteConflict("a reservation or transfer appeared while the batch was being read")
-        state.reservations += [r for r in retired if isinstance(r, Reservation)]
-        state.transfers += [t for t in retired if isinstance(t, Transfer)]
-        for identity in claims:
-            raw = next(replies)
-            if raw is not None:
-                state.answers[identity] = decode_answer(raw).record()
-        levels = []
-        if ordered_levels:
-            for level_key, raw in zip(ordered_levels, next(replies), strict=True):
-                state.raw[keys.level(*level_key)] = raw
-                if raw is not None:
-                    level_record = decode_level(raw)
-                    levels.append(level_record.level())
-                    state.heads[level_key] = level_record.last_hash
+        self._take_records(state, reads, replies)
+        levels = self._take_levels(state, reads, next(replies) if reads.levels else [])
         held_by_order = None
         if self._max_units_per_order is not None:
-            order_reservations = next(replies) if order_reservation_ids else []
-            holds = (decode_reservation(raw).reservation() for raw in order_reservations if raw is not None)
             held_by_order = units_held(
                 (r.order_id, r.lines)
-                for r in holds
-                if r.status is ReservationStatus.PENDING and not r.has_lapsed(now)
+                for r in self._pending_holds(next(replies) if reads.order_reservation_ids else [], now)
             )
-            state.order_sizes = {order_id: len(members) for order_id, members in order_members.items()}
+            state.order_sizes = {order_id: len(members) for order_id, members in reads.order_members.items()}
         state.book = StockBook(
             known_skus=known,
             warehouses={w.warehouse_id: w for w in warehouses},
@@ -292,50 +242,125 @@ class RedisEngine:
         )
         return state
 
-    async def _discover(
-        self, needs: Needs, capped_orders: list[str]
-    ) -> tuple[set[LevelKey], dict[str, list[str]], list[Reservation | Transfer], set[str]]:
-        """The levels a batch touches, the members of capped orders, finished records kept only in
-        PostgreSQL (they never change again, so they need no snapshot), and the ids found in Redis."""
+    async def _discover(self, needs: Needs, submissions: Sequence[Submission]) -> Reads:
+        """The first round trip: the levels a batch touches, the members of capped orders, and
+        finished records kept only in PostgreSQL (they never change again, so they need no snapshot)."""
         keys = self._keys
-        reservation_ids = sorted(needs.reservation_ids)
-        transfer_ids = sorted(needs.transfer_ids)
+        reads = Reads(
+            reservation_ids=sorted(needs.reservation_ids),
+            transfer_ids=sorted(needs.transfer_ids),
+            claims=sorted({(s.claim.principal, s.claim.key) for s in submissions if s.claim is not None}),
+        )
         planned = sorted(needs.skus_in_any_warehouse)
+        capped_orders = sorted(needs.order_ids) if self._max_units_per_order is not None else []
         level_keys = set(needs.level_keys)
-        if not (reservation_ids or transfer_ids or planned or capped_orders):
-            return level_keys, {}, [], set()
-        pipe = self._redis.pipeline(transaction=False)
-        for reservation_id in reservation_ids:
-            pipe.get(keys.reservation(reservation_id))
-        for transfer_id in transfer_ids:
-            pipe.get(keys.transfer(transfer_id))
-        for sku in planned:
-            pipe.smembers(keys.warehouses_of(sku))
-        for order_id in capped_orders:
-            pipe.smembers(keys.order(order_id))
-        replies = iter(await pipe.execute())
-        reservations = [_or_none(decode_reservation, next(replies)) for _ in reservation_ids]
-        transfers = [_or_none(decode_transfer, next(replies)) for _ in transfer_ids]
-        for sku in planned:
-            level_keys.update((sku, warehouse_id.decode()) for warehouse_id in next(replies))
-        order_members = {order_id: [m.decode() for m in next(replies)] for order_id in capped_orders}
-        retired: list[Reservation | Transfer] = []
-        for reservation_id, found in zip(reservation_ids, reservations, strict=True):
+        if reads.reservation_ids or reads.transfer_ids or planned or capped_orders:
+            pipe = self._redis.pipeline(transaction=False)
+            for reservation_id in reads.reservation_ids:
+                pipe.get(keys.reservation(reservation_id))
+            for transfer_id in reads.transfer_ids:
+                pipe.get(keys.transfer(transfer_id))
+            for sku in planned:
+                pipe.smembers(keys.warehouses_of(sku))
+            for order_id in capped_orders:
+                pipe.smembers(keys.order(order_id))
+            replies = iter(await pipe.execute())
+            reservations = [_or_none(decode_reservation, next(replies)) for _ in reads.reservation_ids]
+            transfers = [_or_none(decode_transfer, next(replies)) for _ in reads.transfer_ids]
+            for sku in planned:
+                level_keys.update((sku, warehouse_id.decode()) for warehouse_id in next(replies))
+            reads.order_members = {
+                order_id: [m.decode() for m in next(replies)] for order_id in capped_orders
+            }
+            await self._find_lines(reads, needs, reservations, transfers)
+        reads.levels = sorted(level_keys | needs.level_keys)
+        reads.order_reservation_ids = sorted({r for members in reads.order_members.values() for r in members})
+        reads.warehouse_ids = needs.warehouse_ids | {warehouse_id for _, warehouse_id in reads.levels}
+        return reads
+
+    async def _find_lines(
+        self,
+        reads: Reads,
+        needs: Needs,
+        reservations: list[ReservationRecord | None],
+        transfers: list[TransferRecord | None],
+    ) -> None:
+        """The levels the batch's reservations and transfers touch, from Redis or, once finished and
+        gone from it, from PostgreSQL."""
+        for reservation_id, found in zip(reads.reservation_ids, reservations, strict=True):
             reservation = found.reservation() if found else await self._store.get_reservation(reservation_id)
             if reservation is not None:
                 needs.add_reservation_lines([reservation])
                 if found is None:
-                    retired.append(reservation)
-        for transfer_id, found_transfer in zip(transfer_ids, transfers, strict=True):
+                    reads.retired.append(reservation)
+        for transfer_id, found_transfer in zip(reads.transfer_ids, transfers, strict=True):
             transfer = (
                 found_transfer.transfer() if found_transfer else await self._store.get_transfer(transfer_id)
             )
             if transfer is not None:
                 needs.add_transfer_levels([transfer])
                 if found_transfer is None:
-                    retired.append(transfer)
-        discovered = {r.id for r in reservations if r} | {t.id for t in transfers if t}
-        return level_keys | needs.level_keys, order_members, retired, discovered
+                    reads.retired.append(transfer)
+        reads.discovered = {r.id for r in reservations if r} | {t.id for t in transfers if t}
+
+    async def _snapshot(self, reads: Reads) -> list[Any]:
+        """The second round trip: every value the batch is decided on, in one MULTI/EXEC."""
+        keys = self._keys
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.exists(keys.ready)
+        for reservation_id in reads.reservation_ids:
+            pipe.get(keys.reservation(reservation_id))
+        for transfer_id in reads.transfer_ids:
+            pipe.get(keys.transfer(transfer_id))
+        for principal, idempotency_key in reads.claims:
+            pipe.get(keys.idempotency(principal, idempotency_key))
+        if reads.levels:
+            pipe.mget([keys.level(*key) for key in reads.levels])
+        if reads.order_reservation_ids:
+            pipe.mget([keys.reservation(r) for r in reads.order_reservation_ids])
+        return list(await pipe.execute())
+
+    def _take_records(self, state: State, reads: Reads, replies: Iterator[Any]) -> None:
+        """Reservations, transfers and stored answers from the snapshot, each key's bytes kept as its guard."""
+        keys = self._keys
+        for reservation_id in reads.reservation_ids:
+            state.raw[keys.reservation(reservation_id)] = raw = next(replies)
+            if raw is not None:
+                state.reservations.append(decode_reservation(raw).reservation())
+        for transfer_id in reads.transfer_ids:
+            state.raw[keys.transfer(transfer_id)] = raw = next(replies)
+            if raw is not None:
+                state.transfers.append(decode_transfer(raw).transfer())
+        if any(r.id not in reads.discovered for r in state.reservations) or any(
+            t.id not in reads.discovered for t in state.transfers
+        ):
+            # Created by another process between the two reads: their levels were not looked for.
+            raise WriteConflict("a reservation or transfer appeared while the batch was being read")
+        state.reservations += [r for r in reads.retired if isinstance(r, Reservation)]
+        state.transfers += [t for t in reads.retired if isinstance(t, Transfer)]
+        for identity in reads.claims:
+            raw = next(replies)
+            if raw is not None:
+                state.answers[identity] = decode_answer(raw).record()
+
+    def _take_levels(self, state: State, reads: Reads, raws: list[bytes | None]) -> list[StockLevel]:
+        levels = []
+        for level_key, raw in zip(reads.levels, raws, strict=True):
+            state.raw[self._keys.level(*level_key)] = raw
+            if raw is not None:
+                record = decode_level(raw)
+                levels.append(record.level())
+                state.heads[level_key] = record.last_hash
+        return levels
+
+    @staticmethod
+    def _pending_holds(raws: list[bytes | None], now: datetime) -> Iterator[Reservation]:
+        """The capped orders' holds that still count against the cap."""
+        for raw in raws:
+            if raw is not None:
+                reservation = decode_reservation(raw).reservation()
+                if reservation.status is ReservationStatus.PENDING and not reservation.has_lapsed(now):
+                    yield reservation
 
     async def _known(self, skus: set[str]) -> set[str]:
         unknown = skus - self._known_skus
@@ -346,6 +371,25 @@ class RedisEngine:
 
 def _or_none(decode: Callable[[bytes], T], raw: bytes | None) -> T | None:
     return None if raw is None else decode(raw)
+
+
+@dataclass(slots=True)
+class Reads:
+    """The keys a batch's snapshot reads, as its first round trip found them."""
+
+    reservation_ids: list[str]
+    transfer_ids: list[str]
+    claims: list[tuple[str, str]]
+    """(principal, Idempotency-Key) of the batch's requests that carry one."""
+    levels: list[LevelKey] = field(default_factory=list)
+    order_members: dict[str, list[str]] = field(default_factory=dict)
+    """The reservation ids of each capped order."""
+    order_reservation_ids: list[str] = field(default_factory=list)
+    retired: list[Reservation | Transfer] = field(default_factory=list)
+    """Finished records Redis no longer keeps, read from PostgreSQL."""
+    discovered: set[str] = field(default_factory=set)
+    """The ids of the reservations and transfers the first round trip found in Redis."""
+    warehouse_ids: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -409,61 +453,14 @@ def _operation(kind: bytes, key_index: int, value: bytes, ttl_ms: int = 0) -> by
 
 def _commit_of(state: State, answers: Sequence[IdempotencyRecord], now: datetime, keys: Keys) -> Commit:
     """Guards and writes for everything the book changed, and the entry that records it."""
-    book = state.book
     commit = Commit(keys)
     at = to_millis(now)
-    movements = book.movements
-    hashes = chain(movements, state.heads, at)
-
-    levels = []
-    for level in book.changed_levels.values():
-        key = keys.level(*level.key)
-        record = LevelRecord.of(level, state.heads.get(level.key))
-        levels.append(record)
-        raw = state.raw.get(key)
-        commit.unchanged(key, raw)
-        commit.set(key, encode(record))
-        if raw is None:
-            commit.add(keys.warehouses_of(level.sku), level.warehouse_id)
-
-    reservations = []
-    for reservation in book.created_reservations.values():
-        key = keys.reservation(reservation.id)
-        # A fresh id is never taken, unless this very commit already ran: redis-py retries a call
-        # whose reply was lost, and this guard keeps such a batch from being applied twice.
-        commit.unchanged(key, None)
-        created = ReservationRecord.of(reservation)
-        reservations.append(created)
-        commit.set(key, encode(created), _retention(reservation.status is ReservationStatus.PENDING))
-        # Kept whether or not a cap is set, so that setting one later counts every hold.
-        order = keys.order(reservation.order_id)
-        if reservation.order_id in state.order_sizes:
-            # The cap was checked against these members: no other process may add one meanwhile.
-            commit.size_unchanged(order, state.order_sizes.pop(reservation.order_id))
-        commit.add(order, reservation.id)
-    for reservation in book.updated_reservations.values():
-        key = keys.reservation(reservation.id)
-        commit.unchanged(key, state.raw.get(key))
-        finished = ReservationRecord.of(reservation)
-        reservations.append(finished)
-        commit.set(key, encode(finished), _retention(False))
-
-    transfers = []
-    for transfer in [*book.created_transfers.values(), *book.updated_transfers.values()]:
-        key = keys.transfer(transfer.id)
-        commit.unchanged(key, state.raw.get(key))
-        transfer_record = TransferRecord.of(transfer)
-        transfers.append(transfer_record)
-        commit.set(key, encode(transfer_record), _retention(transfer.status is TransferStatus.IN_TRANSIT))
-
-    stored_answers = []
-    for answer in answers:
-        key = keys.idempotency(answer.principal, answer.key)
-        commit.unchanged(key, None)
-        answer_record = AnswerRecord.of(answer)
-        stored_answers.append(answer_record)
-        commit.set(key, encode(answer_record), ANSWER_RETENTION_MS)
-
+    movements = state.book.movements
+    hashes = chain(movements, state.heads, at)  # first: it moves each level's head to its newest hash
+    levels = _commit_levels(commit, state, keys)
+    reservations = _commit_reservations(commit, state, keys)
+    transfers = _commit_transfers(commit, state, keys)
+    stored_answers = _commit_answers(commit, answers, keys)
     commit.payload = encode(
         Entry(
             at=at,
@@ -489,6 +486,67 @@ def _commit_of(state: State, answers: Sequence[IdempotencyRecord], now: datetime
         )
     )
     return commit
+
+
+def _commit_levels(commit: Commit, state: State, keys: Keys) -> list[LevelRecord]:
+    levels = []
+    for level in state.book.changed_levels.values():
+        key = keys.level(*level.key)
+        record = LevelRecord.of(level, state.heads.get(level.key))  # the head after this batch
+        levels.append(record)
+        raw = state.raw.get(key)
+        commit.unchanged(key, raw)
+        commit.set(key, encode(record))
+        if raw is None:
+            commit.add(keys.warehouses_of(level.sku), level.warehouse_id)
+    return levels
+
+
+def _commit_reservations(commit: Commit, state: State, keys: Keys) -> list[ReservationRecord]:
+    reservations = []
+    for reservation in state.book.created_reservations.values():
+        key = keys.reservation(reservation.id)
+        # A fresh id is never taken; the guard keeps a commit call that ever ran twice from
+        # applying its batch twice.
+        commit.unchanged(key, None)
+        created = ReservationRecord.of(reservation)
+        reservations.append(created)
+        commit.set(key, encode(created), _retention(reservation.status is ReservationStatus.PENDING))
+        # Kept whether or not a cap is set, so that setting one later counts every hold.
+        order = keys.order(reservation.order_id)
+        if reservation.order_id in state.order_sizes:
+            # The cap was checked against these members: no other process may add one meanwhile.
+            commit.size_unchanged(order, state.order_sizes.pop(reservation.order_id))
+        commit.add(order, reservation.id)
+    for reservation in state.book.updated_reservations.values():
+        key = keys.reservation(reservation.id)
+        commit.unchanged(key, state.raw.get(key))
+        finished = ReservationRecord.of(reservation)
+        reservations.append(finished)
+        commit.set(key, encode(finished), _retention(False))
+    return reservations
+
+
+def _commit_transfers(commit: Commit, state: State, keys: Keys) -> list[TransferRecord]:
+    transfers = []
+    for transfer in [*state.book.created_transfers.values(), *state.book.updated_transfers.values()]:
+        key = keys.transfer(transfer.id)
+        commit.unchanged(key, state.raw.get(key))
+        record = TransferRecord.of(transfer)
+        transfers.append(record)
+        commit.set(key, encode(record), _retention(transfer.status is TransferStatus.IN_TRANSIT))
+    return transfers
+
+
+def _commit_answers(commit: Commit, answers: Sequence[IdempotencyRecord], keys: Keys) -> list[AnswerRecord]:
+    stored = []
+    for answer in answers:
+        key = keys.idempotency(answer.principal, answer.key)
+        commit.unchanged(key, None)
+        record = AnswerRecord.of(answer)
+        stored.append(record)
+        commit.set(key, encode(record), ANSWER_RETENTION_MS)
+    return stored
 
 
 def _retention(open_ended: bool) -> int:
