@@ -301,7 +301,7 @@ def persist(
     async def run_forever(service: StockService) -> None:
         assert service.persister is not None
         tune_garbage_collection()
-        console.print(f"persister {service.persister.consumer}: writing {redis} into {database}")
+        console.print(f"persister {service.persister.name}: writing {redis} into {database}")
         await asyncio.Event().wait()  # the persister runs until the process is stopped
 
     _with_service(settings, run_forever)

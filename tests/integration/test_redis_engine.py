@@ -122,7 +122,7 @@ async def test_redelivered_entries_and_a_second_consumer_taking_over_change_noth
     # A consumer read the newest entries and died before acknowledging them.
     await redis.xreadgroup(PERSISTER_GROUP, "died-mid-batch", {keys.stream: ">"}, count=len(everything))
 
-    second = Persister(redis, keys, service.store.database, settings.database_url, consumer="second")  # type: ignore[arg-type]
+    second = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
     second.start()
     await service.engine.caught_up()
     await second.stop()
@@ -160,15 +160,12 @@ async def test_a_leader_whose_lock_connection_is_gone_writes_nothing_more(
     keys = Keys(settings.redis_prefix)
     entries = await redis.xrange(keys.stream)
     database = service.store.database
-    deposed = Persister(redis, keys, database, settings.database_url, consumer="deposed")  # type: ignore[arg-type]
-    successor = Persister(redis, keys, database, settings.database_url, consumer="successor")  # type: ignore[arg-type]
+    deposed = Persister(redis, keys, database, settings.database_url)  # type: ignore[arg-type]
+    successor = Persister(redis, keys, database, settings.database_url)  # type: ignore[arg-type]
     written_before = await database.fetch("SELECT count(*) FROM ledger_entries")  # type: ignore[attr-defined]
     try:
         async with deposed.leading():
-            await database.fetch(  # type: ignore[attr-defined]
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            )
+            await end_the_leaders_lock_connection(service)
             async with successor.leading():
                 with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
                     await deposed.write(entries)
@@ -177,6 +174,46 @@ async def test_a_leader_whose_lock_connection_is_gone_writes_nothing_more(
         await assert_counters_equal_the_ledger(service)
     finally:
         await redis.aclose()
+
+
+async def test_what_a_deposed_leader_took_from_the_stream_is_written_by_its_successor_first(
+    service: StockService, settings: Settings
+) -> None:
+    """A leader that lost its lock finds out only at its next write: before that it may still take
+    new entries from the stream. Its successor writes them, and before anything newer."""
+    await stocked(service)
+    await service.engine.caught_up()
+    assert service.persister is not None
+    await service.persister.stop()
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    deposed = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
+    successor = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
+    try:
+        async with deposed.leading():
+            await deposed.take_over()
+            await end_the_leaders_lock_connection(service)
+            async with successor.leading():
+                await successor.take_over()
+                older = await reserve(service, "older")
+                with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                    await deposed.persist_available(block_milliseconds=1000)  # takes it, cannot write it
+                newer = await reserve(service, "newer")
+                while await successor.persist_available(block_milliseconds=100):
+                    pass
+        movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
+        assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, newer]
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await redis.aclose()
+
+
+async def end_the_leaders_lock_connection(service: StockService) -> None:
+    """What a PostgreSQL restart or a network fault does to the connection holding the leader's lock."""
+    await service.store.database.fetch(  # type: ignore[attr-defined]
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
 
 
 async def test_a_leader_killed_before_moving_the_watermark_does_not_hold_up_reads(
@@ -193,7 +230,7 @@ async def test_a_leader_killed_before_moving_the_watermark_does_not_hold_up_read
     keys = Keys(settings.redis_prefix)
     await redis.set(keys.persisted, "0-1")  # as if the leader died right after XACK
 
-    successor = Persister(redis, keys, service.store.database, settings.database_url, consumer="successor")  # type: ignore[arg-type]
+    successor = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
     successor.start()
     try:
         # A reader in a process that just started (nothing seen yet), and no new commit coming:

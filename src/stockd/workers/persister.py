@@ -7,10 +7,11 @@ The leader:
 
 1. rebuilds Redis from PostgreSQL when Redis has no counters (new or flushed),
    after first writing whatever the stream still holds;
-2. claims the entries dead consumers left pending (XAUTOCLAIM) and writes them
-   before any new entry, so the ledger is written in commit order;
-3. takes new entries (XREADGROUP >) into its pending list and writes from that list, oldest first
-   (XREADGROUP 0), a batch in one transaction —
+2. claims what consumers of older versions (one name per process) left pending
+   (XAUTOCLAIM) and writes it before any new entry, so the ledger is written in commit order;
+3. takes new entries (XREADGROUP >) into the pending list of the one consumer every leader
+   reads as, ``leader``, and writes from that list, oldest first (XREADGROUP 0), a batch in
+   one transaction —
    movements, levels, reservations, transfers, idempotent answers, alerts and
    webhook deliveries — together with their ids in ``ledger_entries``. An id
    already there means the entry was written before (a redelivery) and is
@@ -69,6 +70,10 @@ PENDING = "0"
 """XREADGROUP from 0: entries delivered to this consumer and not yet acknowledged."""
 NEW = ">"
 """XREADGROUP from >: entries never delivered to anyone, which it moves into this consumer's pending list."""
+LEADER_CONSUMER = "leader"
+"""The consumer every leader reads as. A deposed leader that has not yet noticed (it finds out at its
+next write, which its lost lock connection refuses) may still move new entries into a pending list:
+it is the list its successor writes from, so nothing it took is stranded."""
 
 
 class Persister:
@@ -80,14 +85,14 @@ class Persister:
         database_url: str,
         *,
         on_events: Callable[[list[Event]], None] | None = None,
-        consumer: str | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._database = database
         self._dsn = asyncpg_dsn(database_url)
         self._on_events = on_events
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        """This persister, in logs."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._watermark: StreamId = (0, 0)
@@ -137,7 +142,7 @@ class Persister:
             # Another persister leads; poll, ready to follow it the moment it is gone.
             while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):  # noqa: ASYNC110
                 await asyncio.sleep(RETRY_SECONDS / 2)
-            log.info("persister %s leads", self.consumer)
+            log.info("persister %s leads", self.name)
             # Every write goes through the connection that holds the lock: should it
             # break, the lock is gone and so is any chance of writing after a successor.
             self._connection = connection
@@ -174,9 +179,9 @@ class Persister:
                 raise
 
     async def take_over(self) -> None:
-        """A new leader's first steps: claim what dead consumers left, make sure Redis has counters,
+        """A new leader's first steps: claim what older consumers left, make sure Redis has counters,
         and move the watermark up to what PostgreSQL already holds."""
-        # Entries dead consumers left pending are the oldest: claimed first, so the ledger stays in order.
+        # Entries other consumers left pending are the oldest: claimed first, so the ledger stays in order.
         await self._claim_abandoned()
         await self.ensure_counters()
         await self._restore_watermark()
@@ -190,20 +195,26 @@ class Persister:
             await self._redis.set(self._keys.persisted, format_id(persisted))
 
     async def _claim_abandoned(self) -> None:
-        """Take over what consumers that died left pending; they are the oldest entries, written next."""
+        """Move what other consumers (older versions named one per process) left pending to the
+        leader's list. They stay in the group: one may be a deposed leader still running."""
         await self._ensure_group()
         start: Any = "0-0"
         while True:
             reply = await self._redis.xautoclaim(
-                self._keys.stream, PERSISTER_GROUP, self.consumer, min_idle_time=0, start_id=start, count=1000
+                self._keys.stream,
+                PERSISTER_GROUP,
+                LEADER_CONSUMER,
+                min_idle_time=0,
+                start_id=start,
+                count=1000,
             )
+            deleted = reply[2] if len(reply) > 2 else []  # Redis 7 also names entries gone from the stream
+            if deleted:
+                # Trimmed while pending: only a bug could do that, and the entries are beyond recovery.
+                log.error("stream entries were trimmed before they were written to PostgreSQL: %s", deleted)
             start = reply[0]
             if parse_id(start) == (0, 0):
                 break
-        for consumer in await self._redis.xinfo_consumers(self._keys.stream, PERSISTER_GROUP):
-            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
-            if name != self.consumer and consumer["pending"] == 0:
-                await self._redis.xgroup_delconsumer(self._keys.stream, PERSISTER_GROUP, name)
 
     async def persist_available(self, *, block_milliseconds: int | None = None) -> int:
         """Write the oldest entries pending for this consumer, taking new ones first when none are;
@@ -224,7 +235,7 @@ class Persister:
     async def _read(self, position: str, block_milliseconds: int | None = None) -> Any:
         reply = await self._redis.xreadgroup(
             PERSISTER_GROUP,
-            self.consumer,
+            LEADER_CONSUMER,
             {self._keys.stream: position},
             count=BATCH_ENTRIES,
             block=block_milliseconds,
