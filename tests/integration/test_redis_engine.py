@@ -275,6 +275,29 @@ async def test_a_read_whose_reply_was_lost_does_not_get_the_ledger_written_out_o
             await service.close()
 
 
+async def test_a_watermark_a_failed_redis_call_left_behind_is_moved_up_when_the_leader_leads_again(
+    service: StockService, settings: Settings
+) -> None:
+    """The leader committed and moved its own idea of the watermark, and the call that moves the
+    one in Redis failed (Redis away for longer than the client's retries): leading again, it moves
+    the one in Redis, which is what every reader waits on."""
+    await stocked(service)
+    for n in range(3):
+        await reserve(service, f"o-{n}")
+    await service.engine.caught_up()
+    assert service.persister is not None
+    await service.persister.stop()
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    await redis.set(keys.persisted, "0-1")
+    service.persister.start()  # as its loop does after the failed call
+    try:
+        await LedgerBarrier(redis, keys).wait(seconds=5)  # a fresh reader, and no new commit coming
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await redis.aclose()
+
+
 async def test_redis_that_lost_everything_is_rebuilt_from_the_ledger_before_it_takes_traffic(
     settings: Settings, clock: FakeClock
 ) -> None:

@@ -70,6 +70,17 @@ PENDING = "0"
 """XREADGROUP from 0: entries delivered to this consumer and not yet acknowledged."""
 NEW = ">"
 """XREADGROUP from >: entries never delivered to anyone, which it moves into this consumer's pending list."""
+ADVANCE_WATERMARK_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ms, seq = string.match(current, '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  local new_ms, new_seq = tonumber(ARGV[1]), tonumber(ARGV[2])
+  if new_ms < ms or (new_ms == ms and new_seq <= seq) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '-' .. ARGV[2])
+return 1
+"""
 LEADER_CONSUMER = "leader"
 """The consumer every leader reads as. A deposed leader that has not yet noticed (it finds out at its
 next write, which its lost lock connection refuses) may still move new entries into a pending list:
@@ -98,6 +109,7 @@ class Persister:
         self._watermark: StreamId = (0, 0)
         self._connection: asyncpg.Connection | None = None
         """The connection holding the leader's lock, while leading."""
+        self._advance = redis.register_script(ADVANCE_WATERMARK_SCRIPT)
 
     # -- running ------------------------------------------------------------------
 
@@ -187,12 +199,16 @@ class Persister:
         await self._restore_watermark()
 
     async def _restore_watermark(self) -> None:
-        """A leader killed after committing entries but before moving the watermark left it behind
-        PostgreSQL; every read would wait for entries already written until the next commit came."""
-        persisted = await _persisted_watermark(self._database)
-        if persisted > self._watermark:
-            self._watermark = persisted
-            await self._redis.set(self._keys.persisted, format_id(persisted))
+        """A leader killed, or whose Redis call failed, after committing entries but before moving
+        the watermark left it behind PostgreSQL; every read would wait for entries already written
+        until the next commit came."""
+        await self._advance_watermark(await _persisted_watermark(self._database))
+
+    async def _advance_watermark(self, entry_id: StreamId) -> None:
+        """Move the watermark reads wait for up to ``entry_id``, never back: a deposed leader's late
+        move must not undo its successor's."""
+        await self._advance(keys=[self._keys.persisted], args=list(entry_id))
+        self._watermark = max(self._watermark, entry_id)
 
     async def _claim_abandoned(self) -> None:
         """Move what other consumers (older versions named one per process) left pending to the
@@ -260,8 +276,7 @@ class Persister:
         await self._redis.xack(self._keys.stream, PERSISTER_GROUP, *[entry_id for entry_id, _ in raw_entries])
         newest = max(ids)
         if newest > self._watermark:
-            self._watermark = newest
-            await self._redis.set(self._keys.persisted, format_id(newest))
+            await self._advance_watermark(newest)
         # Everything below the newest committed entry is in PostgreSQL now.
         await self._redis.xtrim(self._keys.stream, minid=format_id(newest))
         PERSISTED_ENTRIES.inc(len(fresh))
