@@ -79,6 +79,18 @@ async def test_receiving_stock_resolves_the_alert(client: Client) -> None:
     assert await alerts(client, "open") == []
 
 
+async def test_a_reorder_policy_asking_to_order_more_than_a_balance_holds_is_422_and_changes_nothing(
+    client: Client,
+) -> None:
+    await with_policy(client, point=5, quantity=20)
+    response = await client.put(
+        "/v1/stock/A-1/ber/reorder-policy", json={"reorder_point": 5, "reorder_quantity": 2**63 - 1}
+    )
+    assert_problem(response, 422, "validation_error")
+    level = assert_json(await client.get("/v1/stock/A-1/ber"), 200)
+    assert (level["reorder_point"], level["reorder_quantity"]) == (5, 20)
+
+
 async def test_a_bad_alert_status_filter_is_422(client: Client) -> None:
     assert_problem(await client.get("/v1/alerts", params={"status": "closed"}), 422, "validation_error")
 

@@ -42,6 +42,7 @@ from litestar.testing import TestClient
 import stockd.api.app
 from stockd.api.app import create_app
 from stockd.config import SQLITE_FILE, Settings
+from stockd.domain.model import MAX_BALANCE
 
 ADMIN_KEY = "schemathesis-admin-key-0123456789"
 AUTHORIZATION = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -192,6 +193,8 @@ def within_the_contract(case: schemathesis.Case, seeded_ids: dict[str, str]) -> 
       generator cannot invent it (an invented one is refused with 422).
     - A transfer moves stock between two different warehouses (the same one on both
       ends is 422).
+    - A reorder policy's point and quantity add up to at most the largest balance (an
+      alert suggests ordering up to their sum; more is 422).
     - Ids the server makes cannot be guessed either: a positive case names the seeded
       reservation, transfer, webhook or key (an unknown id would only ever be 404).
 
@@ -211,6 +214,11 @@ def within_the_contract(case: schemathesis.Case, seeded_ids: dict[str, str]) -> 
         source = body.get("from_warehouse_id")
         if body.get("to_warehouse_id") == source:
             body["to_warehouse_id"] = "ber" if source != "ber" else SEEDED_SKU
+    if case.path.endswith("/reorder-policy") and isinstance(body, dict):
+        point, quantity = body.get("reorder_point"), body.get("reorder_quantity")
+        if isinstance(point, int) and isinstance(quantity, int) and point + quantity > MAX_BALANCE:
+            body["reorder_point"] = min(point, MAX_BALANCE - 1)
+            body["reorder_quantity"] = MAX_BALANCE - body["reorder_point"]
 
 
 # Loaded at collection, as ``schemathesis.openapi.from_asgi`` would, but without starting

@@ -772,6 +772,12 @@ def test_adjust_records_its_reason_and_reference(reason: AdjustReason) -> None:
             InvalidRequest,
             id="adjust past the largest balance",
         ),
+        pytest.param(
+            (10, 0),
+            SetReorderPolicy("A", "ber", 5, MAX_BALANCE - 4),
+            InvalidRequest,
+            id="a policy that would suggest ordering more than a balance holds",
+        ),
     ],
 )
 def test_a_refused_stock_command_changes_nothing(

@@ -39,6 +39,8 @@ Rules of API.md that JSON Schema cannot state:
   `integer` admits it.
 - A `cursor` is only ever a `next_cursor` this service issued; any other value is 422.
 - A transfer's `from_warehouse_id` and `to_warehouse_id` must differ (422).
+- A reorder policy's `reorder_point` + `reorder_quantity` must be at most 2^63 − 1, the largest
+  balance (422): an alert suggests ordering up to their sum.
 """
 
 

@@ -396,6 +396,9 @@ class StockBook:
     def _set_reorder_policy(self, command: SetReorderPolicy, now: datetime) -> StockLevel:
         if command.reorder_point < 0 or command.reorder_quantity < 1:
             raise InvalidRequest("reorder_point must be at least 0 and reorder_quantity at least 1")
+        if command.reorder_point + command.reorder_quantity > MAX_BALANCE:
+            # An alert suggests ordering up to their sum: it must be a balance the ledger can hold.
+            raise InvalidRequest(f"reorder_point + reorder_quantity must be at most {MAX_BALANCE}")
         level = self._level_for_update(command.sku, command.warehouse_id)
         level.reorder_point = command.reorder_point
         level.reorder_quantity = command.reorder_quantity

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from stockd.domain.model import LevelKey, StockLevel
+from stockd.domain.model import MAX_BALANCE, LevelKey, StockLevel
 
 
 class AlertStatus(StrEnum):
@@ -51,7 +51,9 @@ class AlertChange:
 def suggested_quantity(level: StockLevel) -> int:
     """What to order to bring the level up to its reorder point plus its reorder quantity."""
     target = (level.reorder_point or 0) + (level.reorder_quantity or 0)
-    return max(target - level.quantity_available, 0)
+    # Capped: a policy set before its sum was limited, or a negative balance, must not ask for more
+    # than a balance can hold (the alert would not be storable, and the batch holding it would fail).
+    return min(max(target - level.quantity_available, 0), MAX_BALANCE)
 
 
 def is_short(level: StockLevel) -> bool:

@@ -24,8 +24,10 @@ class Batcher(Generic[T, R]):
 
     ``write_batch`` returns one result per item, in order; a ``StockdError``
     result is raised to that item's caller alone. If ``write_batch`` itself
-    raises, the whole batch failed to become durable and every caller in it
-    gets that exception.
+    raises, nothing of the batch took effect. A ``StockdError`` then (the
+    engine cannot write: 503) goes to every caller in it. Anything else is
+    unexpected and may come from one item alone, so each item is written again
+    by itself: only the one that causes it fails.
     """
 
     def __init__(
@@ -71,13 +73,16 @@ class Batcher(Generic[T, R]):
             self._on_batch(len(items))
         try:
             results = await self._write_batch(items)
-        except BaseException as failure:
-            for future in futures:
-                if not future.done():
-                    future.set_exception(failure)
-            if not isinstance(failure, Exception):
-                raise
+        except Exception as failure:
+            if isinstance(failure, StockdError) or len(items) == 1:
+                _fail(futures, failure)
+            else:
+                for item, future in zip(items, futures, strict=True):
+                    await self._write([item], [future])
             return
+        except BaseException as failure:
+            _fail(futures, failure)
+            raise
         for future, result in zip(futures, results, strict=True):
             if future.done():  # the caller went away; its result is durable all the same
                 continue
@@ -90,3 +95,9 @@ class Batcher(Generic[T, R]):
         """Wait for every queued item to be written."""
         while self._writer is not None:
             await asyncio.shield(self._writer)
+
+
+def _fail(futures: Sequence[asyncio.Future[R]], failure: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(failure)

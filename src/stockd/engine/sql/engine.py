@@ -29,6 +29,7 @@ reach the client.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -72,6 +73,8 @@ from stockd.store.rows import (
     warehouse_from_row,
 )
 from stockd.store.sql import Database, Dialect, Session, chunks, for_update, member_of, pairs_in
+
+log = logging.getLogger("stockd.engine")
 
 RETRY_BUDGET_SECONDS = 20.0
 """How long a transaction that keeps losing races is retried before the caller gets a 503.
@@ -205,9 +208,18 @@ class SqlEngine:
             alert_changes = await review_alerts(session, dialect, changed, now, new_id, lock=lock)
             events = events_of(changed, alert_changes, now)
             await write_alerts(session, alert_changes, events, now)
-        if self._on_events is not None and events:
-            self._on_events(events)  # told only once the changes are durable
+        self._announce(events)
         return decisions
+
+    def _announce(self, events: list[Event]) -> None:
+        """Tell live listeners, only once the changes are durable. A failure here must not look like
+        a failed batch: the batcher would write its commands again."""
+        if self._on_events is None or not events:
+            return
+        try:
+            self._on_events(events)
+        except Exception:
+            log.exception("live listeners were not told of %d events", len(events))
 
 
 def _observe(task: asyncio.Future[Any]) -> None:
