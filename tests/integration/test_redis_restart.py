@@ -9,6 +9,9 @@ machine's shared Redis.
 - Without persistence Redis comes back empty. stockd refuses to commit
   (503) until its persister has rebuilt the counters from PostgreSQL; what the
   persister had written survives, and the rebuilt counters equal the ledger.
+- From an RDB snapshot older than the ledger, Redis comes back with counters
+  that no longer hold what was sold since. stockd refuses to decide on them
+  until they are rebuilt: nothing is sold twice.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class RedisProcess:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
+    def save(self) -> None:
+        """An RDB snapshot, which the next start loads."""
+        with redis.Redis.from_url(self.url) as client:
+            client.save()
+
     def kill9(self) -> None:
         if self._process is not None:
             self._process.kill()
@@ -85,8 +93,22 @@ def private_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Re
 def server_on_private_redis(
     private_redis: RedisProcess, server_factory: ServerFactory, postgres_database: str
 ) -> StockdServer:
+    return serving(private_redis, server_factory, postgres_database)
+
+
+@pytest.fixture
+def snapshotted_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    process = RedisProcess(tmp_path, append_only=False)
+    process.start()
+    yield process
+    process.kill9()
+
+
+def serving(
+    redis_process: RedisProcess, server_factory: ServerFactory, postgres_database: str
+) -> StockdServer:
     run_coroutine(empty_tables(postgres_database))
-    return server_factory(database=postgres_database, args=["--redis", private_redis.url])
+    return server_factory(database=postgres_database, args=["--redis", redis_process.url])
 
 
 async def reserve(http: httpx.AsyncClient, order_id: str) -> httpx.Response:
@@ -127,6 +149,29 @@ async def test_redis_killed_and_restarted_loses_nothing_with_aof_and_is_rebuilt_
         await assert_reconciled(http)  # counters equal the ledger, rebuilt or not
         on_hand, reserved, _ = await level(http, SKU, WAREHOUSE)
         assert (on_hand, reserved) == (10_000, len(persisted) + survivors + 1)
+
+
+async def test_redis_back_from_an_older_snapshot_sells_nothing_twice(
+    snapshotted_redis: RedisProcess, server_factory: ServerFactory, postgres_database: str
+) -> None:
+    server = serving(snapshotted_redis, server_factory, postgres_database)
+    async with server.client() as http:
+        await seed(http, SKU, WAREHOUSE, quantity=10)
+        for n in range(5):
+            assert (await reserve(http, f"before-{n}")).status_code == 201
+        snapshotted_redis.save()  # holds 5 of 10 reserved
+        for n in range(5):
+            assert (await reserve(http, f"after-{n}")).status_code == 201
+        await assert_reconciled(http)  # all ten are in PostgreSQL
+
+        snapshotted_redis.kill9()
+        snapshotted_redis.start()  # from the snapshot: 5 reserved, and a ready marker
+
+        response = await first_success(http)
+        assert response.status_code == 409 and response.json()["code"] == "out_of_stock", response.text
+        on_hand, reserved, _ = await level(http, SKU, WAREHOUSE)
+        assert (on_hand, reserved) == (10, 10)
+        await assert_reconciled(http)
 
 
 async def first_success(http: httpx.AsyncClient) -> httpx.Response:

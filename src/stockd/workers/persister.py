@@ -5,8 +5,9 @@ connection of its own. A leader that dies (even by ``kill -9``) loses the lock
 the moment PostgreSQL sees its connection close, and the next one takes over.
 The leader:
 
-1. rebuilds Redis from PostgreSQL when Redis has no counters (new or flushed),
-   after first writing whatever the stream still holds;
+1. checks Redis' counters against the ledger before anyone decides on them (``readiness.py``):
+   a new, flushed or restarted Redis is marked ready if its stream holds every entry PostgreSQL
+   has, else rebuilt from PostgreSQL, after first writing whatever the stream still holds;
 2. claims what consumers of older versions (one name per process) left pending
    (XAUTOCLAIM) and writes it before any new entry, so the ledger is written in commit order;
 3. takes new entries (XREADGROUP >) into the pending list of the one consumer every leader
@@ -42,6 +43,7 @@ from stockd.domain.model import LevelKey
 from stockd.engine.redis.barrier import StreamId, entries_after, format_id, parse_id
 from stockd.engine.redis.engine import ANSWER_RETENTION_MS
 from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
+from stockd.engine.redis.readiness import IS_READY_SCRIPT, run_id
 from stockd.engine.redis.records import (
     AnswerRecord,
     Entry,
@@ -110,6 +112,7 @@ class Persister:
         self._connection: asyncpg.Connection | None = None
         """The connection holding the leader's lock, while leading."""
         self._advance = redis.register_script(ADVANCE_WATERMARK_SCRIPT)
+        self._is_ready = redis.register_script(IS_READY_SCRIPT)
 
     # -- running ------------------------------------------------------------------
 
@@ -169,14 +172,16 @@ class Persister:
     async def _lead(self) -> None:
         await self.take_over()
         while not self._stopping:
-            if not await self._redis.exists(self._keys.ready):
-                await self.ensure_counters()  # flushed while running: rebuild before anyone commits again
+            if not await self._ready():
+                await (
+                    self.ensure_counters()
+                )  # flushed or restarted while running: check before anyone commits
             await self.persist_available(block_milliseconds=BLOCK_MILLISECONDS)
 
     async def wait_ready(self, seconds: float) -> None:
-        """Return once Redis holds complete counters (rebuilt by whichever persister leads)."""
+        """Return once Redis' counters may be decided on (checked or rebuilt by whichever persister leads)."""
         deadline = asyncio.get_running_loop().time() + seconds
-        while not await self._redis.exists(self._keys.ready):
+        while not await self._ready():
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"Redis counters were not ready within {seconds:g} s")
             await asyncio.sleep(0.05)
@@ -294,16 +299,37 @@ class Persister:
     # -- rebuilding Redis from the ledger ----------------------------------------------------
 
     async def ensure_counters(self) -> None:
-        """Rebuild Redis from PostgreSQL if it has no counters; the engine refuses to commit until then."""
-        if await self._redis.exists(self._keys.ready):
+        """Make sure the engine decides only on counters as new as the ledger; it refuses to commit until then.
+
+        Counters a restarted Redis brought back are kept if its stream holds every entry PostgreSQL
+        has; counters older than that (or none: a new or flushed Redis) are rebuilt from PostgreSQL.
+        """
+        if await self._ready():
             return
-        log.warning("Redis holds no stockd counters (new or flushed): rebuilding them from PostgreSQL")
+        if await self._redis.exists(self._keys.ready) and not await self._behind_the_ledger():
+            await self._redis.set(self._keys.ready, await run_id(self._redis))
+            log.info("Redis restarted with every entry of the ledger: its counters are kept")
+            return
+        log.warning(
+            "Redis holds no stockd counters, or older ones than the ledger: rebuilding them from PostgreSQL"
+        )
         if await self._redis.exists(self._keys.stream):
             await self.drain()  # entries Redis still has come first
         await self._ensure_group()
         written = await rebuild(self._redis, self._keys, self._database)
         self._watermark = await _persisted_watermark(self._database)
         log.warning("Redis rebuilt from PostgreSQL: %d keys", written)
+
+    async def _ready(self) -> bool:
+        return bool(await self._is_ready(keys=[self._keys.ready]))
+
+    async def _behind_the_ledger(self) -> bool:
+        """Whether PostgreSQL holds an entry newer than any this Redis has made: then Redis lost writes
+        it had acknowledged, and its counters are older than the ledger."""
+        newest_made: StreamId = (0, 0)
+        if await self._redis.exists(self._keys.stream):
+            newest_made = parse_id((await self._redis.xinfo_stream(self._keys.stream))["last-generated-id"])
+        return newest_made < await _persisted_watermark(self._database)
 
 
 async def _claim_entry_ids(session: Session, ids: Sequence[StreamId]) -> set[StreamId]:
@@ -469,6 +495,7 @@ async def rebuild(redis: aioredis.Redis, keys: Keys, database: PostgresDatabase)
         record_bytes = encode(AnswerRecord(principal, key, fingerprint, status_code, bytes(body), created_at))
         remaining = created_at + ANSWER_RETENTION_MS - now_ms
         commands.append(("SET", keys.idempotency(principal, key), record_bytes, "PX", remaining))
+    await _forget_counters(redis, keys)
     for start in range(0, len(commands), REBUILD_PIPELINE):
         pipe = redis.pipeline(transaction=False)
         for command in commands[start : start + REBUILD_PIPELINE]:
@@ -477,8 +504,18 @@ async def rebuild(redis: aioredis.Redis, keys: Keys, database: PostgresDatabase)
     watermark = await _persisted_watermark(database)
     await _stream_ids_after(redis, keys, watermark)
     await redis.set(keys.persisted, format_id(watermark))
-    await redis.set(keys.ready, b"1")
+    await redis.set(keys.ready, await run_id(redis))
     return len(commands)
+
+
+async def _forget_counters(redis: aioredis.Redis, keys: Keys) -> None:
+    """Everything the engine decides on, gone, before the rebuild writes it again: an older Redis may hold
+    reservations pending there that the ledger has since confirmed. The stream stays (it has been written)."""
+    stale = [
+        key async for key in redis.scan_iter(match=keys.pattern, count=1000) if key != keys.stream.encode()
+    ]
+    for start in range(0, len(stale), REBUILD_PIPELINE):
+        await redis.unlink(*stale[start : start + REBUILD_PIPELINE])
 
 
 async def _stream_ids_after(redis: aioredis.Redis, keys: Keys, watermark: StreamId) -> None:

@@ -14,9 +14,10 @@
 --   write "S": SET key value (with PX ttl when ttl > 0)
 --   write "A": SADD key value
 -- Returns {1, entry id}; {0, key index} when a guard failed (nothing written);
--- {-1} when the counters are not there (a new or flushed Redis, before rebuild).
+-- {-1} when the counters are not ready: a new or flushed Redis before its rebuild, or a
+-- restarted one not yet checked against the ledger. Runs after ready.lua, which defines is_ready.
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if not is_ready(KEYS[1]) then
   return {-1}
 end
 

@@ -52,6 +52,7 @@ from stockd.engine.base import (
 from stockd.engine.batcher import DEFAULT_MAX_BATCH, Batcher
 from stockd.engine.redis.barrier import LedgerBarrier
 from stockd.engine.redis.keys import Keys
+from stockd.engine.redis.readiness import IS_READY_SCRIPT, READY_LUA
 from stockd.engine.redis.records import (
     AnswerRecord,
     Entry,
@@ -70,7 +71,7 @@ from stockd.store.sql_store import SqlStore
 
 T = TypeVar("T")
 
-COMMIT_SCRIPT = files("stockd.engine.redis").joinpath("commit.lua").read_text()
+COMMIT_SCRIPT = READY_LUA + files("stockd.engine.redis").joinpath("commit.lua").read_text()
 
 RETRY_BUDGET_SECONDS = 20.0
 """How long a batch that keeps losing to another process is decided again before callers get a 503."""
@@ -81,7 +82,9 @@ FINISHED_RETENTION_MS = 7 * 24 * 3600 * 1000
 ANSWER_RETENTION_MS = 25 * 3600 * 1000
 """Idempotent answers: API.md promises 24 hours (PostgreSQL keeps them as long as on the SQL engine)."""
 
-NOT_READY = "Redis holds no counters yet (new or flushed); they are being rebuilt from the ledger"
+NOT_READY = (
+    "Redis' counters are being checked against the ledger (a new, flushed or restarted Redis); retry shortly"
+)
 
 REDIS_TIMEOUT_SECONDS = 10.0
 """No Redis command of stockd's takes this long; one that does means Redis is not there (a 503)."""
@@ -110,6 +113,7 @@ class RedisEngine:
         self._keys = keys
         self._max_units_per_order = max_units_per_order
         self._commit = redis.register_script(COMMIT_SCRIPT)
+        self._is_ready = redis.register_script(IS_READY_SCRIPT)
         # Products are never deleted: once known, a SKU needs no more lookups.
         self._known_skus: set[str] = set()
         # Reads that may be repeated go through their own client, which retries a dropped connection.
@@ -307,7 +311,7 @@ class RedisEngine:
         """The second round trip: every value the batch is decided on, in one MULTI/EXEC."""
         keys = self._keys
         pipe = self._redis.pipeline(transaction=True)
-        pipe.exists(keys.ready)
+        await self._is_ready(keys=[keys.ready], client=pipe)  # queued in the MULTI, not run yet
         for reservation_id in reads.reservation_ids:
             pipe.get(keys.reservation(reservation_id))
         for transfer_id in reads.transfer_ids:
