@@ -28,6 +28,7 @@ from stockd.domain.commands import (
     SetReorderPolicy,
 )
 from stockd.domain.errors import (
+    IdempotencyKeyReused,
     InsufficientStock,
     InvalidRequest,
     InvalidState,
@@ -48,6 +49,7 @@ from stockd.domain.model import (
     StockLevel,
     Warehouse,
 )
+from stockd.engine.base import StoredResponse, Submission, decide_batch
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TTL = 900
@@ -824,3 +826,54 @@ def test_a_new_reorder_policy_replaces_the_old_one() -> None:
 
     assert isinstance(level, StockLevel)
     assert (level.reorder_point, level.reorder_quantity) == (2, 8)
+
+
+# -- a batch's Idempotency-Keys ------------------------------------------------------------
+
+
+class Claim:
+    """An Idempotency-Key as the HTTP edge makes one: it renders the answer to store."""
+
+    def __init__(self, key: str, fingerprint: str = "the same request") -> None:
+        self.principal, self.key, self.fingerprint = "admin", key, fingerprint
+
+    def record(self, outcome: object) -> StoredResponse:
+        return StoredResponse(201, repr(outcome).encode())
+
+
+def test_a_repeat_in_the_same_batch_as_its_first_request_is_answered_from_it_not_run_again() -> None:
+    w = world({("A", "ber"): 10})
+    first, repeat = Claim("k-1"), Claim("k-1")
+
+    decisions, records = decide_batch(
+        w.book,
+        [
+            Submission(reserve(("A", 2, "ber")), first),
+            Submission(reserve(("A", 2, "ber"), reservation_id="r-2"), repeat),
+        ],
+        w.clock.now(),
+        {},
+    )
+
+    assert isinstance(decisions[0], Reservation)
+    assert decisions[1] == records[0].response  # the first answer, byte for byte
+    assert len(records) == 1
+    assert w.level("A", "ber") == (10, 2)
+
+
+def test_a_key_reused_for_another_request_in_the_same_batch_is_refused() -> None:
+    w = world({("A", "ber"): 10})
+
+    decisions, records = decide_batch(
+        w.book,
+        [
+            Submission(reserve(("A", 2, "ber")), Claim("k-1")),
+            Submission(reserve(("A", 3, "ber"), reservation_id="r-2"), Claim("k-1", "another request")),
+        ],
+        w.clock.now(),
+        {},
+    )
+
+    assert isinstance(decisions[1], IdempotencyKeyReused)
+    assert len(records) == 1
+    assert w.level("A", "ber") == (10, 2)

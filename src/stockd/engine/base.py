@@ -105,9 +105,12 @@ def decide_batch(
     """
     decisions: list[Decision] = []
     records: list[IdempotencyRecord] = []
+    # A repeat may share the batch with its first request (its caller went away and the client
+    # retried before the batch ran): it is answered from the record the first one made here.
+    answered = dict(stored or {})
     for submission in submissions:
         claim = submission.claim
-        earlier = None if claim is None or stored is None else stored.get((claim.principal, claim.key))
+        earlier = None if claim is None else answered.get((claim.principal, claim.key))
         if earlier is not None and claim is not None:
             decisions.append(_replay(earlier, claim))
             continue
@@ -118,9 +121,11 @@ def decide_batch(
             decision = refusal
         decisions.append(decision)
         if claim is not None:
-            records.append(
-                IdempotencyRecord(claim.principal, claim.key, claim.fingerprint, claim.record(decision), now)
+            record = IdempotencyRecord(
+                claim.principal, claim.key, claim.fingerprint, claim.record(decision), now
             )
+            records.append(record)
+            answered[(claim.principal, claim.key)] = record
     return decisions, records
 
 
