@@ -48,6 +48,8 @@ from stockd.workers.persister import Persister
 
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=25)
 """API.md promises at least 24 hours; the extra hour absorbs clock and sweep delays."""
+ABANDONED_CLAIM_AGE = timedelta(minutes=5)
+"""A key claimed this long ago with no answer stored: its process died before answering; it may be taken over."""
 
 
 new_reservation_id = new_id
@@ -124,14 +126,25 @@ class StockService:
     async def remember(
         self, claim: IdempotencyClaim, answer: Callable[[], Awaitable[StoredResponse]]
     ) -> StoredResponse:
-        """Idempotency for a POST that is not a stock command (a plan, a subscription):
-        the first answer is computed, then stored; repeats get it back."""
+        """Idempotency for a POST that is not a stock command (a plan, a subscription): the key is
+        claimed in the database first, so of two processes given the same key only one computes the
+        answer; the other is told the request is in progress, and repeats get the answer once stored."""
         async with self._claimed(claim) as stored:
             if stored is not None:
                 return stored
-            response = await answer()
-            await self.store.save_idempotency_record(
-                IdempotencyRecord(claim.principal, claim.key, claim.fingerprint, response, self.clock.now())
+            now = self.clock.now()
+            if not await self.store.claim_idempotency_key(
+                claim.principal, claim.key, claim.fingerprint, now, now - ABANDONED_CLAIM_AGE
+            ):
+                raise RequestInProgress(f"a request with Idempotency-Key {claim.key!r} is still running")
+            try:
+                response = await answer()
+            except BaseException:
+                # No answer to keep (a refusal, an error, the caller gone): a retry runs it again.
+                await asyncio.shield(self.store.release_idempotency_key(claim.principal, claim.key))
+                raise
+            await self.store.complete_idempotency_record(
+                IdempotencyRecord(claim.principal, claim.key, claim.fingerprint, response, now)
             )
             return response
 
@@ -151,6 +164,10 @@ class StockService:
                 raise IdempotencyKeyReused(
                     f"Idempotency-Key {claim.key!r} was already used for a different request"
                 )
+            if stored is not None and stored.response.in_progress:
+                if stored.created_at > self.clock.now() - ABANDONED_CLAIM_AGE:
+                    raise RequestInProgress(f"a request with Idempotency-Key {claim.key!r} is still running")
+                stored = None  # claimed by a process that died before answering: to be taken over
             yield None if stored is None else stored.response
         finally:
             self._in_flight.discard(identity)

@@ -10,12 +10,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from litestar.testing import AsyncTestClient
 
 Client = AsyncTestClient  # type: ignore[type-arg]
+
+T = TypeVar("T")
 
 PROBLEM_JSON = "application/problem+json"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -140,7 +142,12 @@ async def concurrently(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
             return list(await asyncio.gather(*(call(http) for call in calls)))
 
-    return await asyncio.to_thread(client.blocking_portal.call, gather_all)
+    return await on_the_apps_loop(client, gather_all)
+
+
+async def on_the_apps_loop(client: Client, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` on the event loop the app runs on (its database connections belong to it)."""
+    return await asyncio.to_thread(client.blocking_portal.call, work)
 
 
 async def snapshot(client: Client, sku: str = "A-1", order_ids: Sequence[str] = ("o-1",)) -> dict[str, Any]:

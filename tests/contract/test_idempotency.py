@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stockd.domain.access import ANONYMOUS
 from stockd.domain.clock import FakeClock
 from tests.conftest import seed
 from tests.contract.support import (
@@ -17,6 +18,7 @@ from tests.contract.support import (
     collect,
     concurrently,
     movements,
+    on_the_apps_loop,
     reserve,
     snapshot,
     stock,
@@ -221,3 +223,40 @@ async def test_100_concurrent_requests_with_distinct_keys_never_oversell(client:
     assert balances(await stock(client)) == (50, 50, 0)
     report = assert_json(await client.get("/v1/reconciliation"), 200)
     assert report["mismatches"] == []
+
+
+SUBSCRIBE: dict[str, Any] = {"url": "http://127.0.0.1:9/hook", "events": ["alert.opened"]}
+
+
+async def test_a_key_claimed_by_a_process_that_died_before_answering_is_taken_over_after_five_minutes(
+    client: Client, clock: FakeClock
+) -> None:
+    """Not a stock command: the key is claimed in the database before the answer is computed."""
+    store = client.app.state.service.store
+    assert_json(await client.post("/v1/webhooks", json=SUBSCRIBE, headers=keyed("probe")), 201)
+    probe = await on_the_apps_loop(client, lambda: store.find_idempotency_record(ANONYMOUS, "probe"))
+    assert probe is not None
+
+    async def claim_and_die() -> bool:
+        """Another process claimed "k-1" for this same request, then died before answering."""
+        return bool(
+            await store.claim_idempotency_key(ANONYMOUS, "k-1", probe.fingerprint, clock.now(), clock.now())
+        )
+
+    assert await on_the_apps_loop(client, claim_and_die)
+
+    waiting = await client.post("/v1/webhooks", json=SUBSCRIBE, headers=keyed("k-1"))
+    assert_problem(waiting, 409, "request_in_progress")
+    clock.advance(6 * 60)
+    taken_over = await client.post("/v1/webhooks", json=SUBSCRIBE, headers=keyed("k-1"))
+    assert_json(taken_over, 201)
+    repeat = await client.post("/v1/webhooks", json=SUBSCRIBE, headers=keyed("k-1"))
+    assert repeat.content == taken_over.content
+
+
+async def test_a_keyed_request_refused_before_it_had_an_answer_leaves_the_key_free(client: Client) -> None:
+    refused = await client.post(
+        "/v1/webhooks", json={**SUBSCRIBE, "events": ["no.such.event"]}, headers=keyed("k-1")
+    )
+    assert_problem(refused, 422, "validation_error")
+    assert_json(await client.post("/v1/webhooks", json=SUBSCRIBE, headers=keyed("k-1")), 201)

@@ -128,3 +128,36 @@ async def test_the_same_idempotency_key_sent_to_both_processes_at_once_reserves_
         assert ledger_balances(movements) == {WAREHOUSE: (10 * KEYS, 2 * KEYS)}
         await assert_reconciled(left)
         await assert_reconciled(right)
+
+
+async def test_the_same_idempotency_key_sent_to_both_processes_creates_one_webhook(
+    two_servers: list[StockdServer],
+) -> None:
+    """Not a stock command: no batch holds the key. The key is claimed in the database first."""
+    first, second = two_servers
+    async with first.client() as left, second.client() as right:
+
+        async def subscribe(http: httpx.AsyncClient, n: int) -> httpx.Response:
+            return await http.post(
+                "/v1/webhooks",
+                json={"url": f"http://127.0.0.1:9/hook-{n}", "events": ["alert.opened"]},
+                headers={"Idempotency-Key": f"same-webhook-{n}"},
+            )
+
+        pairs = await asyncio.gather(
+            *(asyncio.gather(subscribe(left, n), subscribe(right, n)) for n in range(KEYS))
+        )
+        for n, pair in enumerate(pairs):
+            assert sorted(response.status_code for response in pair) in ([201, 201], [201, 409]), (
+                n,
+                [response.text for response in pair],
+            )
+            created = [response for response in pair if response.status_code == 201]
+            assert len({response.content for response in created}) == 1, n  # one answer, byte for byte
+            for response in pair:
+                if response.status_code == 409:
+                    assert response.json()["code"] == "request_in_progress"
+
+        webhooks = await all_pages(left, "/v1/webhooks")
+        urls = [webhook["url"] for webhook in webhooks if "/hook-" in webhook["url"]]
+        assert sorted(urls) == sorted(f"http://127.0.0.1:9/hook-{n}" for n in range(KEYS))  # one each

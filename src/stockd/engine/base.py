@@ -15,12 +15,16 @@ from typing import Protocol
 
 from stockd.domain.book import Outcome, StockBook
 from stockd.domain.commands import Command
-from stockd.domain.errors import IdempotencyKeyReused, StockdError
+from stockd.domain.errors import IdempotencyKeyReused, RequestInProgress, StockdError
 from stockd.domain.model import LevelKey
 
 
 class WriteConflict(Exception):
     """Another transaction changed what this one decided on; decide again on fresh rows."""
+
+
+IN_PROGRESS = 0
+"""The status stored with an Idempotency-Key whose request is still running (no answer yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,10 @@ class StoredResponse:
 
     status_code: int
     body: bytes
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status_code == IN_PROGRESS
 
 
 class IdempotencyClaim(Protocol):
@@ -132,4 +140,6 @@ def decide_batch(
 def _replay(earlier: IdempotencyRecord, claim: IdempotencyClaim) -> StoredResponse | StockdError:
     if earlier.fingerprint != claim.fingerprint:
         return IdempotencyKeyReused(f"Idempotency-Key {claim.key!r} was already used for a different request")
+    if earlier.response.in_progress:
+        return RequestInProgress(f"a request with Idempotency-Key {claim.key!r} is still running")
     return earlier.response

@@ -11,7 +11,7 @@ from stockd.domain.chain import BrokenLink, ChainedMovement, verify_level
 from stockd.domain.model import LevelKey, Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
-from stockd.engine.base import IdempotencyRecord, StoredResponse
+from stockd.engine.base import IN_PROGRESS, IdempotencyRecord, StoredResponse
 from stockd.engine.sql.alerts import ALERT_COLUMNS, alert_from_row
 from stockd.store.base import Mismatch, MovementFilter, Reconciliation
 from stockd.store.codec import encode_dimensions, encode_json, from_millis, to_millis
@@ -354,14 +354,46 @@ class SqlStore:
             principal, key, fingerprint, StoredResponse(status_code, bytes(body)), from_millis(created_at)
         )
 
-    async def save_idempotency_record(self, record: IdempotencyRecord) -> None:
+    async def claim_idempotency_key(
+        self, principal: str, key: str, fingerprint: str, now: datetime, abandoned_before: datetime
+    ) -> bool:
+        """Mark the key taken by a request now running, unless another has it; True if this one does.
+
+        A claim older than ``abandoned_before`` belonged to a process that died before answering;
+        it is taken over (what that process did, if anything, is not undone).
+        """
         async with self.database.transaction() as session:
             await session.execute(
-                "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, body, created_at) "
-                "VALUES (?,?,?,?,?,?)",
-                (record.principal, record.key, record.fingerprint, record.response.status_code,
-                 record.response.body, to_millis(record.created_at)),
+                "DELETE FROM idempotency_keys WHERE principal = ? AND key = ? AND status_code = ? "
+                "AND created_at < ?",
+                (principal, key, IN_PROGRESS, to_millis(abandoned_before)),
+            )
+            return (
+                await session.execute(
+                    "INSERT INTO idempotency_keys (principal, key, fingerprint, status_code, body, created_at) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    (principal, key, fingerprint, IN_PROGRESS, b"", to_millis(now)),
+                )
+                == 1
+            )
+
+    async def complete_idempotency_record(self, record: IdempotencyRecord) -> None:
+        """Store the answer of the request that claimed the key."""
+        async with self.database.transaction() as session:
+            await session.execute(
+                "UPDATE idempotency_keys SET status_code = ?, body = ?, created_at = ? "
+                "WHERE principal = ? AND key = ? AND status_code = ?",
+                (record.response.status_code, record.response.body, to_millis(record.created_at),
+                 record.principal, record.key, IN_PROGRESS),
             )  # fmt: skip
+
+    async def release_idempotency_key(self, principal: str, key: str) -> None:
+        """Give up a claim whose request failed without an answer to keep, so a retry runs again."""
+        async with self.database.transaction() as session:
+            await session.execute(
+                "DELETE FROM idempotency_keys WHERE principal = ? AND key = ? AND status_code = ?",
+                (principal, key, IN_PROGRESS),
+            )
 
     async def forget_idempotency_records(self, older_than: datetime) -> int:
         async with self.database.transaction() as session:
