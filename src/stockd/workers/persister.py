@@ -40,6 +40,7 @@ from redis.exceptions import ResponseError
 
 from stockd.domain.events import Event, events_of
 from stockd.domain.model import LevelKey
+from stockd.engine.base import IN_PROGRESS
 from stockd.engine.redis.barrier import StreamId, entries_after, format_id, parse_id
 from stockd.engine.redis.engine import ANSWER_RETENTION_MS
 from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
@@ -472,8 +473,8 @@ async def rebuild(redis: aioredis.Redis, keys: Keys, database: PostgresDatabase)
     now_ms = _wall_clock_millis()
     answers = await database.fetch(
         "SELECT principal, key, fingerprint, status_code, body, created_at FROM idempotency_keys "
-        "WHERE created_at > ?",
-        (now_ms - ANSWER_RETENTION_MS,),
+        "WHERE created_at > ? AND status_code <> ?",  # answers, not claims of requests still running
+        (now_ms - ANSWER_RETENTION_MS, IN_PROGRESS),
     )
     commands: list[tuple[str, ...] | tuple[Any, ...]] = []
     for row in levels:
