@@ -341,9 +341,19 @@ async def held_by_orders(
 ) -> dict[tuple[str, str], int]:
     """Units each (order, sku) holds in reservations still pending, for the per-order cap.
 
-    Read in the batch's transaction; with row locks on the levels those units sit
-    in, no concurrent reservation of the same SKU can slip past the cap.
+    Read in the batch's transaction. The level rows' locks do not cover an order: its
+    lines may sit in other warehouses, and the optimistic and atomic strategies take
+    no lock when reading. On PostgreSQL a transaction-scoped advisory lock per order
+    (sorted, so batches never deadlock on them) makes a second transaction holding for
+    the same order wait for the first to commit and then count its hold. SQLite has a
+    single writer.
     """
+    if dialect == "postgresql" and order_ids:
+        await session.fetch(
+            "SELECT pg_advisory_xact_lock(hashtextextended('order' || chr(31) || o, 0)) "
+            "FROM unnest(?::text[]) WITH ORDINALITY AS capped(o, n) ORDER BY n",
+            (list(order_ids),),
+        )
     rows = []
     for ids in chunks(order_ids, SQLITE_MAX_PARAMETERS):
         condition, params = member_of(dialect, "order_id", ids)
