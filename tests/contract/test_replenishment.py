@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
 import pytest
 
 from stockd.domain.clock import FakeClock
 from stockd.domain.webhooks import verify
 from tests.conftest import seed
-from tests.contract.support import Client, assert_json, assert_problem
+from tests.contract.support import Client, assert_json, assert_problem, concurrently
 
 DELIVERY_DEADLINE_SECONDS = 10.0
 
@@ -77,6 +78,26 @@ async def test_receiving_stock_resolves_the_alert(client: Client) -> None:
     await reserve(client, 8)
     await client.post("/v1/stock/receive", json={"sku": "A-1", "warehouse_id": "ber", "quantity": 3})
     assert await alerts(client, "open") == []
+
+
+async def test_concurrent_reservations_that_together_cross_the_reorder_point_open_an_alert(
+    client: Client,
+) -> None:
+    """Neither alone crosses it: the alert must come from the balance as written, not as each read it."""
+    await with_policy(client, point=5, quantity=10, on_hand=10)
+
+    def reserve_three(n: int) -> Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]:
+        async def call(http: httpx.AsyncClient) -> httpx.Response:
+            return await http.post(
+                "/v1/reservations", json={"order_id": f"o-{n}", "lines": [{"sku": "A-1", "quantity": 3}]}
+            )
+
+        return call
+
+    answers = await concurrently(client, [reserve_three(1), reserve_three(2)])
+    assert [answer.status_code for answer in answers] == [201, 201]
+    opened = await alerts(client, "open")
+    assert [(alert["sku"], alert["quantity_available"]) for alert in opened] == [("A-1", 4)]
 
 
 async def test_a_reorder_policy_asking_to_order_more_than_a_balance_holds_is_422_and_changes_nothing(

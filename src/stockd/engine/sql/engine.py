@@ -496,13 +496,15 @@ async def _write_levels(session: Session, loaded: Loaded, mode: Strategy) -> Non
         else:
             on_hand_delta = level.quantity_on_hand - on_hand_read
             reserved_delta = level.quantity_reserved - reserved_read
-            # The row is locked from here to commit, so the head it returns is the one to chain on.
+            # The row is locked from here to commit, so the head and the balances it returns are the
+            # ones to chain on and to review alerts and tell listeners with (others may have moved it
+            # since it was read).
             returned = await session.fetch(
                 "UPDATE stock_levels SET quantity_on_hand = quantity_on_hand + ?, "
                 "quantity_reserved = quantity_reserved + ?, version = version + 1 "
                 "WHERE sku = ? AND warehouse_id = ? "
                 "AND quantity_on_hand + ? - (quantity_reserved + ?) >= 0 AND quantity_reserved + ? >= 0 "
-                "RETURNING last_hash",
+                "RETURNING last_hash, quantity_on_hand, quantity_reserved",
                 (
                     on_hand_delta,
                     reserved_delta,
@@ -515,7 +517,7 @@ async def _write_levels(session: Session, loaded: Loaded, mode: Strategy) -> Non
             )
             changed_rows = len(returned)
             if returned:
-                loaded.heads[level.key] = returned[0][0]
+                loaded.heads[level.key], level.quantity_on_hand, level.quantity_reserved = returned[0]
         if changed_rows != 1:
             raise WriteConflict(level.key)
     if mode is Strategy.LOCK and existing:
