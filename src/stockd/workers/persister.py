@@ -317,8 +317,11 @@ class Persister:
         if await self._redis.exists(self._keys.stream):
             await self.drain()  # entries Redis still has come first
         await self._ensure_group()
-        written = await rebuild(self._redis, self._keys, self._database)
-        self._watermark = await _persisted_watermark(self._database)
+        # Read through the lock's connection: a leader deposed without knowing it fails here instead
+        # of writing a copy of the ledger over counters its successor rebuilt and has taken commits on.
+        async with self._leader_transaction() as session:
+            written = await rebuild(self._redis, self._keys, session)
+            self._watermark = await _persisted_watermark(session)
         log.warning("Redis rebuilt from PostgreSQL: %d keys", written)
 
     async def _ready(self) -> bool:
@@ -444,14 +447,14 @@ def _wall_clock_millis() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def _persisted_watermark(database: PostgresDatabase) -> StreamId:
+async def _persisted_watermark(database: PostgresDatabase | Session) -> StreamId:
     rows = await database.fetch(
         "SELECT stream_ms, stream_seq FROM ledger_entries ORDER BY stream_ms DESC, stream_seq DESC LIMIT 1"
     )
     return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
 
-async def rebuild(redis: aioredis.Redis, keys: Keys, database: PostgresDatabase) -> int:
+async def rebuild(redis: aioredis.Redis, keys: Keys, database: Session) -> int:
     """Load what the engine decides on from PostgreSQL into Redis; the ready marker goes last.
 
     Levels, pending reservations (with their orders' indexes), transfers in transit
