@@ -33,7 +33,7 @@ from stockd.engine.redis.keys import PERSISTER_GROUP, Keys
 from stockd.ids import new_id
 from stockd.service import StockService
 from stockd.store.base import MovementFilter
-from stockd.workers.persister import Persister
+from stockd.workers.persister import LEADER_CONSUMER, Persister
 from tests.conftest import REDIS_URL, empty_tables, forget_redis_keys
 from tests.integration.redis_proxy import ReplyDroppingProxy
 
@@ -204,6 +204,32 @@ async def test_what_a_deposed_leader_took_from_the_stream_is_written_by_its_succ
         movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
         assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, newer]
         await assert_counters_equal_the_ledger(service)
+    finally:
+        await redis.aclose()
+
+
+async def test_a_pending_entry_gone_from_the_stream_is_reported_and_does_not_stop_the_writes_after_it(
+    service: StockService, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await stocked(service)
+    await service.engine.caught_up()
+    assert service.persister is not None
+    await service.persister.stop()
+    lost, kept = await reserve(service, "lost"), await reserve(service, "kept")
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    persister = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
+    try:
+        delivered = await redis.xreadgroup(PERSISTER_GROUP, LEADER_CONSUMER, {keys.stream: ">"})
+        first_id = delivered[0][1][0][0]  # type: ignore[index]
+        await redis.xdel(keys.stream, first_id)  # what only a bug could do
+        async with persister.leading():
+            while await persister.persist_available():
+                pass
+        assert "trimmed before they were written" in caplog.text
+        assert (await redis.xpending(keys.stream, PERSISTER_GROUP))["pending"] == 0
+        statuses = dict(await service.store.database.fetch("SELECT id, status FROM reservations"))  # type: ignore[attr-defined]
+        assert lost not in statuses and statuses[kept] == "pending"
     finally:
         await redis.aclose()
 

@@ -230,10 +230,9 @@ class Persister:
                 start_id=start,
                 count=1000,
             )
-            deleted = reply[2] if len(reply) > 2 else []  # Redis 7 also names entries gone from the stream
-            if deleted:
-                # Trimmed while pending: only a bug could do that, and the entries are beyond recovery.
-                log.error("stream entries were trimmed before they were written to PostgreSQL: %s", deleted)
+            _report_lost(
+                reply[2] if len(reply) > 2 else []
+            )  # Redis 7 also names entries gone from the stream
             start = reply[0]
             if parse_id(start) == (0, 0):
                 break
@@ -272,13 +271,16 @@ class Persister:
 
     async def write(self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Write stream entries (as XREADGROUP or XRANGE return them); those written before are skipped."""
+        # A pending entry trimmed from the stream comes back without its fields: gone for good. Said
+        # loudly and acknowledged; left pending, it would stop every write after it.
+        _report_lost([entry_id for entry_id, fields in raw_entries if not fields])
         ids = [parse_id(entry_id) for entry_id, _ in raw_entries]
-        entries = [decode_entry(fields[b"e"]) for _, fields in raw_entries]
+        entries = {
+            parse_id(entry_id): decode_entry(fields[b"e"]) for entry_id, fields in raw_entries if fields
+        }
         async with self._leader_transaction() as session:
-            fresh = await _claim_entry_ids(session, ids)
-            events = await write_entries(
-                session, [e for i, e in zip(ids, entries, strict=True) if i in fresh]
-            )
+            fresh = await _claim_entry_ids(session, list(entries))
+            events = await write_entries(session, [entry for i, entry in entries.items() if i in fresh])
         await self._redis.xack(self._keys.stream, PERSISTER_GROUP, *[entry_id for entry_id, _ in raw_entries])
         newest = max(ids)
         if newest > self._watermark:
@@ -334,6 +336,12 @@ class Persister:
         if await self._redis.exists(self._keys.stream):
             newest_made = parse_id((await self._redis.xinfo_stream(self._keys.stream))["last-generated-id"])
         return newest_made < await _persisted_watermark(self._database)
+
+
+def _report_lost(entry_ids: Sequence[bytes]) -> None:
+    if entry_ids:
+        # Trimmed while pending: only a bug could do that, and the entries are beyond recovery.
+        log.error("stream entries were trimmed before they were written to PostgreSQL: %s", entry_ids)
 
 
 async def _claim_entry_ids(session: Session, ids: Sequence[StreamId]) -> set[StreamId]:
