@@ -136,13 +136,13 @@ class SqliteDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteSession]:
         async with self._write_turn:
-            await self.on_writer(lambda c: c.execute("BEGIN IMMEDIATE"))
+            await self.on_writer(_begin)
             try:
                 yield SqliteSession(self)
             except BaseException:
-                await self.on_writer(lambda c: c.execute("ROLLBACK"))
+                await self.on_writer(_roll_back)
                 raise
-            await self.on_writer(lambda c: c.execute("COMMIT"))
+            await self.on_writer(_commit)
 
     async def on_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._write_connection
@@ -179,3 +179,26 @@ class SqliteDatabase:
         self._write_connection.close()
         for connection in self._reader_connections:
             connection.close()
+
+
+def _begin(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        # One was cut off before it ended (its caller cancelled while BEGIN ran, or its COMMIT
+        # failed). Nothing of it was acknowledged, and the write turn is this transaction's now;
+        # left open, it would fail every BEGIN after it.
+        connection.execute("ROLLBACK")
+    connection.execute("BEGIN IMMEDIATE")
+
+
+def _commit(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute("COMMIT")
+    except sqlite3.Error:
+        _roll_back(connection)
+        raise
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    # Some errors (a full disk, for one) have rolled the transaction back already.
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
