@@ -48,6 +48,7 @@ from stockd.workers.persister import Persister
 
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=25)
 """API.md promises at least 24 hours; the extra hour absorbs clock and sweep delays."""
+RECONCILIATION_ATTEMPTS = 5
 ABANDONED_CLAIM_AGE = timedelta(minutes=5)
 """A key claimed this long ago with no answer stored: its process died before answering; it may be taken over."""
 
@@ -320,12 +321,20 @@ class StockService:
         return await self.store.list_movements(where, limit, cursor)
 
     async def reconcile(self) -> Reconciliation:
-        """Balances against the ledger, once the ledger has caught up; if it cannot, how far behind it is."""
-        try:
-            await self.engine.caught_up()
-        except Unavailable:
-            return Reconciliation(levels_checked=0, mismatches=[], persister_lag=await self.engine.lag())
-        return await self.store.reconcile(await self.engine.counters())
+        """Balances against the ledger, once the ledger has caught up; if it cannot, how far behind it is.
+
+        Under load, Redis moves on while PostgreSQL is read; the levels it moved meanwhile are
+        not compared, and the whole check is made again (a few times) until none did.
+        """
+        for _ in range(RECONCILIATION_ATTEMPTS):
+            try:
+                await self.engine.caught_up()
+            except Unavailable:
+                return Reconciliation(levels_checked=0, mismatches=[], persister_lag=await self.engine.lag())
+            result = await self.store.reconcile(await self.engine.counters())
+            if not result.levels_moving:
+                break
+        return result
 
     async def verify_chains(self) -> list[BrokenLink]:
         await self.engine.caught_up()

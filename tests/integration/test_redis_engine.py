@@ -234,6 +234,32 @@ async def test_a_pending_entry_gone_from_the_stream_is_reported_and_does_not_sto
         await redis.aclose()
 
 
+async def test_reconciliation_under_load_reports_no_mismatch_where_there_is_none(
+    service: StockService,
+) -> None:
+    """Commits land between reading the ledger and reading Redis: the levels they moved are compared
+    only where both name the same newest movement, never reported as mismatches."""
+    await stocked(service, quantity=100_000)
+    selling = True
+
+    async def sell() -> None:
+        n = 0
+        while selling:
+            await asyncio.gather(*(reserve(service, f"load-{n}-{i}") for i in range(20)))
+            n += 1
+
+    seller = asyncio.create_task(sell())
+    try:
+        reconciliations = [await service.reconcile() for _ in range(10)]
+    finally:
+        selling = False
+        await seller
+    assert [r.mismatches for r in reconciliations] == [[]] * 10
+    assert all(r.levels_checked == 1 for r in reconciliations)
+    quiet = await service.reconcile()
+    assert (quiet.mismatches, quiet.levels_moving, quiet.persister_lag) == ([], 0, 0)
+
+
 async def end_the_leaders_lock_connection(service: StockService) -> None:
     """What a PostgreSQL restart or a network fault does to the connection holding the leader's lock."""
     await service.store.database.fetch(  # type: ignore[attr-defined]

@@ -231,6 +231,7 @@ def reconciliation(r: Reconciliation) -> s.ReconciliationOut:
             for m in r.mismatches
         ],
         persister_lag=r.persister_lag,
+        levels_moving=r.levels_moving,
     )
 
 

@@ -379,6 +379,14 @@ class ReconciliationOut(Struct):
             "When not 0 the ledger was behind and was not compared; always 0 on the SQL engines."
         ),
     ] = 0
+    levels_moving: Annotated[
+        int,
+        Meta(
+            description="Redis engine: levels that kept changing while they were being compared (commits "
+            "landing meanwhile, through every attempt), so not compared this time. 0 on a quiet system; "
+            "always 0 on the SQL engines."
+        ),
+    ] = 0
 
 
 # -- access control ----------------------------------------------------------------

@@ -23,6 +23,10 @@ class WriteConflict(Exception):
     """Another transaction changed what this one decided on; decide again on fresh rows."""
 
 
+Counters = tuple[int, int, str | None]
+"""A level's on hand and reserved as an engine that keeps them apart (Redis) holds them, with the hash
+of the newest movement they include: where PostgreSQL names the same one, the two must agree."""
+
 IN_PROGRESS = 0
 """The status stored with an Idempotency-Key whose request is still running (no answer yet)."""
 
@@ -88,7 +92,7 @@ class Engine(Protocol):
         """
         ...
 
-    async def counters(self) -> Mapping[LevelKey, tuple[int, int]] | None:
+    async def counters(self) -> Mapping[LevelKey, Counters] | None:
         """(on hand, reserved) of every level as the engine itself holds them, when it holds them apart
         from the ledger store (Redis); None when the store's levels are the engine's."""
         ...

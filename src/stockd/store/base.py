@@ -37,3 +37,6 @@ class Reconciliation:
     persister_lag: int = 0
     """Redis engine: batches Redis acknowledged that PostgreSQL does not hold yet. When not 0,
     the ledger was not compared (it is behind, not wrong)."""
+    levels_moving: int = 0
+    """Redis engine: levels whose counters had moved on from what PostgreSQL held when both were
+    read (commits landing meanwhile), through every attempt; not compared. 0 on a quiet system."""

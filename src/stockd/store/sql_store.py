@@ -11,7 +11,7 @@ from stockd.domain.chain import BrokenLink, ChainedMovement, verify_level
 from stockd.domain.model import LevelKey, Movement, Product, Reservation, StockLevel, Transfer, Warehouse
 from stockd.domain.replenishment import Alert
 from stockd.domain.webhooks import Delivery, Webhook
-from stockd.engine.base import IN_PROGRESS, IdempotencyRecord, StoredResponse
+from stockd.engine.base import IN_PROGRESS, Counters, IdempotencyRecord, StoredResponse
 from stockd.engine.sql.alerts import ALERT_COLUMNS, alert_from_row
 from stockd.store.base import Mismatch, MovementFilter, Reconciliation
 from stockd.store.codec import encode_dimensions, encode_json, from_millis, to_millis
@@ -40,7 +40,7 @@ from stockd.store.sql import Database, member_of
 
 # Levels with the sums of their movements; a level with no movements sums to zero.
 RECONCILIATION_QUERY = """
-SELECT l.sku, l.warehouse_id, l.quantity_on_hand, l.quantity_reserved,
+SELECT l.sku, l.warehouse_id, l.quantity_on_hand, l.quantity_reserved, l.last_hash,
        CAST(COALESCE(m.on_hand, 0) AS BIGINT), CAST(COALESCE(m.reserved, 0) AS BIGINT)
 FROM stock_levels AS l
 LEFT JOIN (
@@ -290,20 +290,29 @@ class SqlStore:
         )
         return make_page([movement_from_row(r) for r in rows], limit, lambda m: (int(m.id or 0),))
 
-    async def reconcile(self, authority: Mapping[LevelKey, tuple[int, int]] | None = None) -> Reconciliation:
+    async def reconcile(self, authority: Mapping[LevelKey, Counters] | None = None) -> Reconciliation:
         """Every level's balances against the sums of its movements.
 
-        ``authority`` holds the balances of an engine that keeps them elsewhere (Redis):
-        those are checked against the ledger too, and a level either side lacks is a mismatch.
+        ``authority`` holds the balances of an engine that keeps them elsewhere (Redis), read
+        after this ledger had caught up with it: those are checked against the ledger too where
+        both name the same newest movement. Where they do not, Redis has moved on meanwhile, and
+        the level is counted as moving rather than compared. A level either side lacks is a mismatch.
         """
         rows = await self.database.fetch(RECONCILIATION_QUERY)
         mismatches = []
+        moving = 0
         ledger: dict[LevelKey, tuple[int, int]] = {}
-        for sku, warehouse_id, on_hand, reserved, ledger_on_hand, ledger_reserved in rows:
+        for sku, warehouse_id, on_hand, reserved, head, ledger_on_hand, ledger_reserved in rows:
             ledger[(sku, warehouse_id)] = (ledger_on_hand, ledger_reserved)
             balances = [(on_hand, reserved)]
             if authority is not None:
-                balances.append(authority.get((sku, warehouse_id), (0, 0)))
+                counted_on_hand, counted_reserved, counted_head = authority.get(
+                    (sku, warehouse_id), (0, 0, head)
+                )
+                if counted_head == head:
+                    balances.append((counted_on_hand, counted_reserved))
+                else:
+                    moving += 1
             for on_hand_seen, reserved_seen in balances:
                 if (on_hand_seen, reserved_seen) != (ledger_on_hand, ledger_reserved):
                     mismatches.append(
@@ -311,11 +320,14 @@ class SqlStore:
                             sku, warehouse_id, on_hand_seen, ledger_on_hand, reserved_seen, ledger_reserved
                         )
                     )
-        for (sku, warehouse_id), (on_hand, reserved) in sorted((authority or {}).items()):
+        for (sku, warehouse_id), (on_hand, reserved, _) in sorted((authority or {}).items()):
             if (sku, warehouse_id) not in ledger:
                 mismatches.append(Mismatch(sku, warehouse_id, on_hand, 0, reserved, 0))
         return Reconciliation(
-            levels_checked=len(rows), mismatches=mismatches, broken_links=await self.verify_chains()
+            levels_checked=len(rows),
+            mismatches=mismatches,
+            broken_links=await self.verify_chains(),
+            levels_moving=moving,
         )
 
     async def verify_chains(self) -> list[BrokenLink]:

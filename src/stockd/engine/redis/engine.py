@@ -41,6 +41,7 @@ from stockd.domain.commands import Command
 from stockd.domain.errors import Unavailable
 from stockd.domain.model import LevelKey, Reservation, ReservationStatus, StockLevel, Transfer, TransferStatus
 from stockd.engine.base import (
+    Counters,
     Decision,
     IdempotencyClaim,
     IdempotencyRecord,
@@ -133,7 +134,7 @@ class RedisEngine:
         with redis_as_unavailable():
             await self.barrier.wait()
 
-    async def counters(self) -> dict[LevelKey, tuple[int, int]]:
+    async def counters(self) -> dict[LevelKey, Counters]:
         with redis_as_unavailable():
             found = [key async for key in self._reads.scan_iter(match=self._keys.level("*", "*"), count=1000)]
             counters = {}
@@ -144,6 +145,7 @@ class RedisEngine:
                         counters[(record.sku, record.warehouse_id)] = (
                             record.quantity_on_hand,
                             record.quantity_reserved,
+                            record.last_hash,
                         )
             return counters
 
