@@ -207,4 +207,5 @@ async def test_reconciliation_of_an_empty_service_checks_nothing_and_finds_nothi
         "mismatches": [],
         "broken_links": [],  # stockd's extension: hash chains (docs/api-extensions.md)
         "persister_lag": 0,  # stockd's extension: the Redis engine's ledger lag
+        "levels_moving": 0,  # and the levels it could not compare while they moved
     }
