@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import asyncpg
@@ -60,6 +60,31 @@ async def service(settings: Settings, clock: FakeClock) -> AsyncIterator[StockSe
     await service.close()
 
 
+@dataclass
+class Stream:
+    """The service's ledger stream, stocked, with the service's own persister stopped: from here on
+    entries stay in the stream until a persister of the test's takes them."""
+
+    redis: aioredis.Redis
+    keys: Keys
+    service: StockService
+    database_url: str
+
+    def persister(self) -> Persister:
+        return Persister(self.redis, self.keys, self.service.store.database, self.database_url)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def stream(service: StockService, settings: Settings) -> AsyncIterator[Stream]:
+    await stocked(service)
+    await service.engine.caught_up()
+    assert service.persister is not None
+    await service.persister.stop()
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield Stream(client, Keys(settings.redis_prefix), service, settings.database_url)
+    await client.aclose()
+
+
 async def started(settings: Settings, clock: FakeClock) -> StockService:
     service = await build_service(settings, clock)
     assert service.persister is not None
@@ -104,15 +129,8 @@ async def assert_counters_equal_the_ledger(service: StockService) -> None:
     assert reconciliation.levels_checked >= 1
 
 
-async def test_redelivered_entries_and_a_second_consumer_taking_over_change_nothing(
-    service: StockService, settings: Settings
-) -> None:
-    await stocked(service)
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    keys = Keys(settings.redis_prefix)
-    assert service.persister is not None
-    await service.persister.stop()  # from here on, entries stay in the stream until someone takes over
-
+async def test_redelivered_entries_and_a_second_consumer_taking_over_change_nothing(stream: Stream) -> None:
+    service, redis, keys = stream.service, stream.redis, stream.keys
     reservations = [await reserve(service, f"o-{n}") for n in range(30)]
     for reservation_id in reservations[:10]:
         await service.execute(Confirm(reservation_id))
@@ -122,7 +140,7 @@ async def test_redelivered_entries_and_a_second_consumer_taking_over_change_noth
     # A consumer read the newest entries and died before acknowledging them.
     await redis.xreadgroup(PERSISTER_GROUP, "died-mid-batch", {keys.stream: ">"}, count=len(everything))
 
-    second = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
+    second = stream.persister()
     second.start()
     await service.engine.caught_up()
     await second.stop()
@@ -143,95 +161,67 @@ async def test_redelivered_entries_and_a_second_consumer_taking_over_change_noth
         await second.persist_available()
     assert await ledger_view(service) == persisted
     await assert_counters_equal_the_ledger(service)
-    await redis.aclose()
 
 
-async def test_a_leader_whose_lock_connection_is_gone_writes_nothing_more(
-    service: StockService, settings: Settings
-) -> None:
+async def test_a_leader_whose_lock_connection_is_gone_writes_nothing_more(stream: Stream) -> None:
     """Its lock went with the connection and a successor leads: were it still to write through
     another connection, the two would write the ledger at once, out of order."""
-    await stocked(service)
-    assert service.persister is not None
-    await service.persister.stop()
+    service = stream.service
     for n in range(5):
         await reserve(service, f"o-{n}")
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    keys = Keys(settings.redis_prefix)
-    entries = await redis.xrange(keys.stream)
+    entries = await stream.redis.xrange(stream.keys.stream)
     database = service.store.database
-    deposed = Persister(redis, keys, database, settings.database_url)  # type: ignore[arg-type]
-    successor = Persister(redis, keys, database, settings.database_url)  # type: ignore[arg-type]
+    deposed, successor = stream.persister(), stream.persister()
     written_before = await database.fetch("SELECT count(*) FROM ledger_entries")  # type: ignore[attr-defined]
-    try:
-        async with deposed.leading():
-            await end_the_leaders_lock_connection(service)
-            async with successor.leading():
-                with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
-                    await deposed.write(entries)
-                assert await database.fetch("SELECT count(*) FROM ledger_entries") == written_before  # type: ignore[attr-defined]
-                await successor.write(entries)
-        await assert_counters_equal_the_ledger(service)
-    finally:
-        await redis.aclose()
+    async with deposed.leading():
+        await end_the_leaders_lock_connection(service)
+        async with successor.leading():
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                await deposed.write(entries)
+            assert await database.fetch("SELECT count(*) FROM ledger_entries") == written_before  # type: ignore[attr-defined]
+            await successor.write(entries)
+    await assert_counters_equal_the_ledger(service)
 
 
 async def test_what_a_deposed_leader_took_from_the_stream_is_written_by_its_successor_first(
-    service: StockService, settings: Settings
+    stream: Stream,
 ) -> None:
     """A leader that lost its lock finds out only at its next write: before that it may still take
     new entries from the stream. Its successor writes them, and before anything newer."""
-    await stocked(service)
-    await service.engine.caught_up()
-    assert service.persister is not None
-    await service.persister.stop()
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    keys = Keys(settings.redis_prefix)
-    deposed = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
-    successor = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
-    try:
-        async with deposed.leading():
-            await deposed.take_over()
-            await end_the_leaders_lock_connection(service)
-            async with successor.leading():
-                await successor.take_over()
-                older = await reserve(service, "older")
-                with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
-                    await deposed.persist_available(block_milliseconds=1000)  # takes it, cannot write it
-                newer = await reserve(service, "newer")
-                while await successor.persist_available(block_milliseconds=100):
-                    pass
-        movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
-        assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, newer]
-        await assert_counters_equal_the_ledger(service)
-    finally:
-        await redis.aclose()
+    service = stream.service
+    deposed, successor = stream.persister(), stream.persister()
+    async with deposed.leading():
+        await deposed.take_over()
+        await end_the_leaders_lock_connection(service)
+        async with successor.leading():
+            await successor.take_over()
+            older = await reserve(service, "older")
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                await deposed.persist_available(block_milliseconds=1000)  # takes it, cannot write it
+            newer = await reserve(service, "newer")
+            while await successor.persist_available(block_milliseconds=100):
+                pass
+    movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
+    assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, newer]
+    await assert_counters_equal_the_ledger(service)
 
 
 async def test_a_pending_entry_gone_from_the_stream_is_reported_and_does_not_stop_the_writes_after_it(
-    service: StockService, settings: Settings, caplog: pytest.LogCaptureFixture
+    stream: Stream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await stocked(service)
-    await service.engine.caught_up()
-    assert service.persister is not None
-    await service.persister.stop()
+    service, redis, keys = stream.service, stream.redis, stream.keys
     lost, kept = await reserve(service, "lost"), await reserve(service, "kept")
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    keys = Keys(settings.redis_prefix)
-    persister = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
-    try:
-        delivered = await redis.xreadgroup(PERSISTER_GROUP, LEADER_CONSUMER, {keys.stream: ">"})
-        first_id = delivered[0][1][0][0]  # type: ignore[index]
-        await redis.xdel(keys.stream, first_id)  # what only a bug could do
-        async with persister.leading():
-            while await persister.persist_available():
-                pass
-        assert "trimmed before they were written" in caplog.text
-        assert (await redis.xpending(keys.stream, PERSISTER_GROUP))["pending"] == 0
-        statuses = dict(await service.store.database.fetch("SELECT id, status FROM reservations"))  # type: ignore[attr-defined]
-        assert lost not in statuses and statuses[kept] == "pending"
-    finally:
-        await redis.aclose()
+    persister = stream.persister()
+    delivered = await redis.xreadgroup(PERSISTER_GROUP, LEADER_CONSUMER, {keys.stream: ">"})
+    first_id = delivered[0][1][0][0]  # type: ignore[index]
+    await redis.xdel(keys.stream, first_id)  # what only a bug could do
+    async with persister.leading():
+        while await persister.persist_available():
+            pass
+    assert "trimmed before they were written" in caplog.text
+    assert (await redis.xpending(keys.stream, PERSISTER_GROUP))["pending"] == 0
+    statuses = dict(await service.store.database.fetch("SELECT id, status FROM reservations"))  # type: ignore[attr-defined]
+    assert lost not in statuses and statuses[kept] == "pending"
 
 
 async def test_reconciliation_under_load_reports_no_mismatch_where_there_is_none(
