@@ -121,6 +121,12 @@ async def ledger_view(service: StockService) -> tuple[object, ...]:
     )
 
 
+async def reserved_in_ledger_order(service: StockService) -> list[str | None]:
+    """The reservations the ledger's reserve movements name, in the order they were written."""
+    movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
+    return [m.reference_id for m in movements if m.type.value == "reserve"]
+
+
 async def assert_counters_equal_the_ledger(service: StockService) -> None:
     reconciliation = await service.reconcile()
     assert reconciliation.persister_lag == 0
@@ -201,8 +207,7 @@ async def test_what_a_deposed_leader_took_from_the_stream_is_written_by_its_succ
             newer = await reserve(service, "newer")
             while await successor.persist_available(block_milliseconds=100):
                 pass
-    movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
-    assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, newer]
+    assert await reserved_in_ledger_order(service) == [older, newer]
     await assert_counters_equal_the_ledger(service)
 
 
@@ -308,8 +313,7 @@ async def test_a_read_whose_reply_was_lost_does_not_get_the_ledger_written_out_o
             await asyncio.wait_for(proxy.dropped.wait(), 10)
 
             await service.engine.caught_up()
-            movements = (await service.list_movements(MovementFilter(sku=SKU), 1000, None)).items
-            assert [m.reference_id for m in movements if m.type.value == "reserve"] == [older, *newer]
+            assert await reserved_in_ledger_order(service) == [older, *newer]
             for reservation_id in (older, *newer):
                 assert (await service.get_reservation(reservation_id)).status is ReservationStatus.PENDING
             await assert_counters_equal_the_ledger(service)
