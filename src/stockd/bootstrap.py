@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from stockd.broadcast import Broadcast
 from stockd.config import ConfigurationError, Settings, is_loopback_address
@@ -19,6 +20,7 @@ from stockd.store.sql_store import SqlStore
 from stockd.store.sqlite import SqliteDatabase
 
 MIN_ADMIN_KEY_LENGTH = 16
+REDIS_PREFIX = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def check_supported(settings: Settings) -> None:
@@ -34,6 +36,12 @@ def check_supported(settings: Settings) -> None:
             )
         if not settings.redis.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(f"not a redis:// URL: {settings.redis!r}")
+        if not REDIS_PREFIX.fullmatch(settings.redis_prefix):
+            # A prefix holding ':' (or a glob character) could name another deployment's keys as
+            # well as its own: "stockd" would take in "stockd:eu", and rebuilding would delete them.
+            raise ConfigurationError(
+                f"the Redis key prefix must be 1-64 letters, digits, '.', '_' or '-': {settings.redis_prefix!r}"
+            )
     if settings.strategy not in set(Strategy):
         raise ConfigurationError(
             f"unknown strategy {settings.strategy!r}; choose one of {', '.join(Strategy)}"

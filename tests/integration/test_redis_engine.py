@@ -344,6 +344,30 @@ async def test_a_watermark_a_failed_redis_call_left_behind_is_moved_up_when_the_
         await redis.aclose()
 
 
+async def test_a_restarted_redis_whose_counters_are_kept_gets_its_watermark_back(
+    service: StockService, settings: Settings
+) -> None:
+    """Redis came back with every entry of the ledger (its counters are kept) but without the
+    watermark's last move (the second `everysec` loses, on a quiet system): readers must not wait."""
+    await stocked(service)
+    for n in range(3):
+        await reserve(service, f"o-{n}")
+    await service.engine.caught_up()
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(settings.redis_prefix)
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.persisted, "0-1")
+            pipe.set(keys.ready, "the-run-before-the-restart")
+            await pipe.execute()
+        assert service.persister is not None
+        await service.persister.wait_ready(10)  # the running leader checks and keeps the counters
+        await LedgerBarrier(redis, keys).wait(seconds=5)  # a fresh reader, and no new commit coming
+        await assert_counters_equal_the_ledger(service)
+    finally:
+        await redis.aclose()
+
+
 async def test_redis_that_lost_everything_is_rebuilt_from_the_ledger_before_it_takes_traffic(
     settings: Settings, clock: FakeClock
 ) -> None:

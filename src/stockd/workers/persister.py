@@ -311,6 +311,8 @@ class Persister:
             return
         if await self._redis.exists(self._keys.ready) and not await self._behind_the_ledger():
             await self._redis.set(self._keys.ready, await run_id(self._redis))
+            # What it lost may be the watermark's last move (everysec, a quiet system): readers wait on it.
+            await self._restore_watermark()
             log.info("Redis restarted with every entry of the ledger: its counters are kept")
             return
         log.warning(
