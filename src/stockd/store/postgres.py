@@ -45,6 +45,12 @@ UNREACHABLE = (
     # asyncpg reports as this; it is the same outage seen from another angle.
     asyncpg.exceptions.InternalClientError,
 )
+NOT_TAKING_WRITES = (
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby (failover in progress)
+    asyncpg.exceptions.InsufficientResourcesError,  # disk full, out of memory, too many connections
+)
+"""The database is there but cannot take this write now: a 503, not one bad request (a 500, which
+the batcher would retry request by request)."""
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -67,6 +73,8 @@ def unreachable_as_unavailable() -> Iterator[None]:
         yield
     except UNREACHABLE as error:
         raise Unavailable(f"PostgreSQL cannot be reached right now ({error!r}); retry shortly") from error
+    except NOT_TAKING_WRITES as error:
+        raise Unavailable(f"PostgreSQL cannot take writes right now ({error}); retry shortly") from error
 
 
 class PostgresSession:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
@@ -93,6 +94,8 @@ REDIS_TIMEOUT_SECONDS = 10.0
 READ_ATTEMPTS = 3
 
 REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_NOT_TAKING_WRITES = (ReadOnlyError, OutOfMemoryError)
+"""A replica (failover in progress) or a Redis out of memory: the engine cannot commit right now."""
 
 
 class RedisEngine:
@@ -562,8 +565,11 @@ def _retention(open_ended: bool) -> int:
 
 @contextmanager
 def redis_as_unavailable() -> Iterator[None]:
-    """A Redis that cannot be reached makes the request fail with 503, never hang or 500."""
+    """A Redis that cannot be reached, or cannot take writes, makes the request fail with 503, never
+    hang or 500 (and never looks like one bad request, which the batcher would retry one by one)."""
     try:
         yield
     except REDIS_UNREACHABLE as error:
         raise Unavailable(f"Redis cannot be reached right now ({error!r}); retry shortly") from error
+    except REDIS_NOT_TAKING_WRITES as error:
+        raise Unavailable(f"Redis cannot take writes right now ({error}); retry shortly") from error

@@ -344,13 +344,14 @@ async def held_by_orders(
     Read in the batch's transaction. The level rows' locks do not cover an order: its
     lines may sit in other warehouses, and the optimistic and atomic strategies take
     no lock when reading. On PostgreSQL a transaction-scoped advisory lock per order
-    (sorted, so batches never deadlock on them) makes a second transaction holding for
-    the same order wait for the first to commit and then count its hold. SQLite has a
-    single writer.
+    (sorted, so transactions of one strategy never deadlock on them; a request escalated
+    to row locks can, and the deadlock is retried) makes a second transaction holding
+    for the same order wait for the first to commit and then count its hold. SQLite has
+    a single writer.
     """
     if dialect == "postgresql" and order_ids:
         await session.fetch(
-            "SELECT pg_advisory_xact_lock(hashtextextended('order' || chr(31) || o, 0)) "
+            "SELECT pg_advisory_xact_lock(hashtextextended('order' || chr(30) || o, 0)) "  # not a key's lock
             "FROM unnest(?::text[]) WITH ORDINALITY AS capped(o, n) ORDER BY n",
             (list(order_ids),),
         )
