@@ -142,7 +142,7 @@ class StockService:
                 response = await answer()
             except BaseException:
                 # No answer to keep (a refusal, an error, the caller gone): a retry runs it again.
-                await asyncio.shield(self.store.release_idempotency_key(claim.principal, claim.key))
+                await asyncio.shield(self.store.release_idempotency_key(claim.principal, claim.key, now))
                 raise
             await self.store.complete_idempotency_record(
                 IdempotencyRecord(claim.principal, claim.key, claim.fingerprint, response, now)

@@ -390,21 +390,26 @@ class SqlStore:
             )
 
     async def complete_idempotency_record(self, record: IdempotencyRecord) -> None:
-        """Store the answer of the request that claimed the key."""
+        """Store the answer of the request that claimed the key at ``record.created_at``.
+
+        Only that claim: one taken over since (its request ran past the abandoned age) is another
+        request's now, and keeps whatever that request stores."""
         async with self.database.transaction() as session:
             await session.execute(
-                "UPDATE idempotency_keys SET status_code = ?, body = ?, created_at = ? "
-                "WHERE principal = ? AND key = ? AND status_code = ?",
-                (record.response.status_code, record.response.body, to_millis(record.created_at),
-                 record.principal, record.key, IN_PROGRESS),
+                "UPDATE idempotency_keys SET status_code = ?, body = ? "
+                "WHERE principal = ? AND key = ? AND status_code = ? AND created_at = ?",
+                (record.response.status_code, record.response.body, record.principal, record.key,
+                 IN_PROGRESS, to_millis(record.created_at)),
             )  # fmt: skip
 
-    async def release_idempotency_key(self, principal: str, key: str) -> None:
-        """Give up a claim whose request failed without an answer to keep, so a retry runs again."""
+    async def release_idempotency_key(self, principal: str, key: str, claimed_at: datetime) -> None:
+        """Give up the claim made at ``claimed_at`` (its request failed without an answer to keep),
+        so a retry runs again."""
         async with self.database.transaction() as session:
             await session.execute(
-                "DELETE FROM idempotency_keys WHERE principal = ? AND key = ? AND status_code = ?",
-                (principal, key, IN_PROGRESS),
+                "DELETE FROM idempotency_keys WHERE principal = ? AND key = ? AND status_code = ? "
+                "AND created_at = ?",
+                (principal, key, IN_PROGRESS, to_millis(claimed_at)),
             )
 
     async def forget_idempotency_records(self, older_than: datetime) -> int:
