@@ -49,6 +49,7 @@ from stockd.workers.persister import Persister
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=25)
 """API.md promises at least 24 hours; the extra hour absorbs clock and sweep delays."""
 RECONCILIATION_ATTEMPTS = 5
+"""How often reconciliation is made again while levels move on under it (Redis engine)."""
 ABANDONED_CLAIM_AGE = timedelta(minutes=5)
 """A key claimed this long ago with no answer stored: its process died before answering; it may be taken over."""
 

@@ -263,32 +263,6 @@ async def end_the_leaders_lock_connection(service: StockService) -> None:
     )
 
 
-async def test_a_leader_killed_before_moving_the_watermark_does_not_hold_up_reads(
-    service: StockService, settings: Settings
-) -> None:
-    """Entries committed and acknowledged, the watermark not yet moved: the next leader moves it."""
-    await stocked(service)
-    for n in range(5):
-        await reserve(service, f"o-{n}")
-    await service.engine.caught_up()
-    assert service.persister is not None
-    await service.persister.stop()
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    keys = Keys(settings.redis_prefix)
-    await redis.set(keys.persisted, "0-1")  # as if the leader died right after XACK
-
-    successor = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
-    successor.start()
-    try:
-        # A reader in a process that just started (nothing seen yet), and no new commit coming:
-        # it waits for the successor's take-over alone, not for a 10 s timeout and a 503.
-        await LedgerBarrier(redis, keys).wait(seconds=5)
-        await assert_counters_equal_the_ledger(service)
-    finally:
-        await successor.stop()
-        await redis.aclose()
-
-
 async def test_a_read_whose_reply_was_lost_does_not_get_the_ledger_written_out_of_order(
     settings: Settings, clock: FakeClock
 ) -> None:
@@ -321,50 +295,43 @@ async def test_a_read_whose_reply_was_lost_does_not_get_the_ledger_written_out_o
             await service.close()
 
 
-async def test_a_watermark_a_failed_redis_call_left_behind_is_moved_up_when_the_leader_leads_again(
-    service: StockService, settings: Settings
+WATERMARK_LEFT_BEHIND = {
+    "a successor takes over from a leader killed right after acknowledging": "successor",
+    "the leader leads again after its call to move the watermark failed": "same leader",
+    "Redis restarted with every entry, without the watermark's last move": "redis restarted",
+}
+
+
+@pytest.mark.parametrize("how", WATERMARK_LEFT_BEHIND.values(), ids=WATERMARK_LEFT_BEHIND.keys())
+async def test_a_watermark_left_behind_the_ledger_is_moved_up_when_a_leader_leads_again(
+    service: StockService, settings: Settings, how: str
 ) -> None:
-    """The leader committed and moved its own idea of the watermark, and the call that moves the
-    one in Redis failed (Redis away for longer than the client's retries): leading again, it moves
-    the one in Redis, which is what every reader waits on."""
+    """Entries committed and acknowledged, the watermark in Redis not moved past them. A reader in a
+    process that just started (nothing seen yet), with no new commit coming, waits for the leader
+    alone, not for a 10 s timeout and a 503."""
     await stocked(service)
     for n in range(3):
         await reserve(service, f"o-{n}")
     await service.engine.caught_up()
     assert service.persister is not None
-    await service.persister.stop()
     redis = aioredis.Redis.from_url(REDIS_URL)
     keys = Keys(settings.redis_prefix)
-    await redis.set(keys.persisted, "0-1")
-    service.persister.start()  # as its loop does after the failed call
+    successor = Persister(redis, keys, service.store.database, settings.database_url)  # type: ignore[arg-type]
     try:
-        await LedgerBarrier(redis, keys).wait(seconds=5)  # a fresh reader, and no new commit coming
+        if how == "redis restarted":  # the running leader checks the restarted Redis and keeps its counters
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.set(keys.persisted, "0-1")
+                pipe.set(keys.ready, "the-run-before-the-restart")
+                await pipe.execute()
+            await service.persister.wait_ready(10)
+        else:
+            await service.persister.stop()
+            await redis.set(keys.persisted, "0-1")
+            (successor if how == "successor" else service.persister).start()
+        await LedgerBarrier(redis, keys).wait(seconds=5)
         await assert_counters_equal_the_ledger(service)
     finally:
-        await redis.aclose()
-
-
-async def test_a_restarted_redis_whose_counters_are_kept_gets_its_watermark_back(
-    service: StockService, settings: Settings
-) -> None:
-    """Redis came back with every entry of the ledger (its counters are kept) but without the
-    watermark's last move (the second `everysec` loses, on a quiet system): readers must not wait."""
-    await stocked(service)
-    for n in range(3):
-        await reserve(service, f"o-{n}")
-    await service.engine.caught_up()
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    keys = Keys(settings.redis_prefix)
-    try:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.persisted, "0-1")
-            pipe.set(keys.ready, "the-run-before-the-restart")
-            await pipe.execute()
-        assert service.persister is not None
-        await service.persister.wait_ready(10)  # the running leader checks and keeps the counters
-        await LedgerBarrier(redis, keys).wait(seconds=5)  # a fresh reader, and no new commit coming
-        await assert_counters_equal_the_ledger(service)
-    finally:
+        await successor.stop()
         await redis.aclose()
 
 

@@ -174,9 +174,8 @@ class Persister:
         await self.take_over()
         while not self._stopping:
             if not await self._ready():
-                await (
-                    self.ensure_counters()
-                )  # flushed or restarted while running: check before anyone commits
+                # Flushed or restarted while running: checked before anyone commits again.
+                await self.ensure_counters()
             await self.persist_available(block_milliseconds=BLOCK_MILLISECONDS)
 
     async def wait_ready(self, seconds: float) -> None:
@@ -230,9 +229,8 @@ class Persister:
                 start_id=start,
                 count=1000,
             )
-            _report_lost(
-                reply[2] if len(reply) > 2 else []
-            )  # Redis 7 also names entries gone from the stream
+            # Redis 7 also names the claimed entries gone from the stream.
+            _report_lost(reply[2] if len(reply) > 2 else [])
             start = reply[0]
             if parse_id(start) == (0, 0):
                 break
@@ -276,7 +274,9 @@ class Persister:
         _report_lost([entry_id for entry_id, fields in raw_entries if not fields])
         ids = [parse_id(entry_id) for entry_id, _ in raw_entries]
         entries = {
-            parse_id(entry_id): decode_entry(fields[b"e"]) for entry_id, fields in raw_entries if fields
+            entry_id: decode_entry(fields[b"e"])
+            for entry_id, (_, fields) in zip(ids, raw_entries, strict=True)
+            if fields
         }
         async with self._leader_transaction() as session:
             fresh = await _claim_entry_ids(session, list(entries))
